@@ -1,0 +1,1 @@
+"""The load-bearing core: model, actions, policy, clocks, engine and the built-in rules."""

@@ -1,0 +1,139 @@
+"""What a rule sees besides the ticket: the ticket's policy state and the evaluation context.
+
+:class:`TicketState` is what ticketwarden remembers about a ticket between evaluations — the
+facts the engine keeps (when the customer was last waited on, when the ticket was resolved, the
+pauses that stop the response clocks) and each rule's own ``memory``. It is persisted by the
+store and handed back on the next evaluation; rules change it only through the ``remember`` of
+their actions.
+
+:class:`RuleContext` bundles the policy, the injected clock (``now``), the desk, the roster and
+the state, plus the clock arithmetic every time-based rule needs, so that rules stay pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
+
+from ticketwarden.core import clock
+from ticketwarden.core.model import AwareDatetime, Roster, Severity, Status
+
+if TYPE_CHECKING:
+    from ticketwarden.core.policy import Policy
+
+
+def _freeze(value: Mapping[str, JsonValue]) -> Mapping[str, JsonValue]:
+    return MappingProxyType(dict(value))
+
+
+class PauseSpan(BaseModel):
+    """A stretch of time spent waiting on the customer (``end`` None: still waiting)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    start: AwareDatetime
+    end: AwareDatetime | None = None
+
+
+class TicketState(BaseModel):
+    """What ticketwarden remembers about one ticket between evaluations.
+
+    The engine keeps the facts up to date from every ticket it sees; ``memory`` belongs to the
+    rules (keys are prefixed with the rule id by convention, e.g. ``CLOSE-3:reminders``).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    created_seen: bool = Field(False, description="on_ticket_created has run for this ticket")
+    status: Status | None = None
+    severity: Severity | None = None
+    waiting_since: AwareDatetime | None = None
+    pauses: tuple[PauseSpan, ...] = ()
+    resolved_at: AwareDatetime | None = Field(
+        None, description="when the ticket was last resolved; kept after a reopen (CLOSE-4)"
+    )
+    closed_at: AwareDatetime | None = None
+    first_response_at: AwareDatetime | None = None
+    last_agent_reply_at: AwareDatetime | None = None
+    last_customer_reply_at: AwareDatetime | None = None
+    next_due: AwareDatetime | None = None
+    memory: Annotated[Mapping[str, JsonValue], AfterValidator(_freeze)] = Field(
+        default_factory=dict
+    )
+
+    def recall(self, key: str, default: JsonValue = None) -> JsonValue:
+        """A rule's remembered value, or ``default``."""
+        return self.memory.get(key, default)
+
+    def clock_pauses(self) -> tuple[clock.Pause, ...]:
+        """The pauses as the clock module takes them (HOURS-1)."""
+        return tuple(clock.Pause(start=p.start, end=p.end) for p in self.pauses)
+
+
+class Due(BaseModel):
+    """A timer a rule will want to fire: when, which rule, and what it will do then."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at: AwareDatetime
+    rule_id: str
+    what: str
+
+
+class RuleContext:
+    """Everything a rule may consult besides the ticket; rules never look elsewhere.
+
+    Built by the engine for one evaluation. ``now`` is the injected clock: rules must compare
+    against it and never read the wall clock.
+    """
+
+    __slots__ = ("desk", "now", "policy", "roster", "state")
+
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        now: datetime,
+        state: TicketState,
+        roster: Roster | None = None,
+        desk: str = "default",
+    ) -> None:
+        self.policy = policy
+        self.now = now
+        self.state = state
+        self.roster = roster if roster is not None else Roster()
+        self.desk = desk
+
+    def calendar(self, severity: Severity | None) -> clock.BusinessCalendar:
+        """The calendar the response targets of this severity run on (SEV-1..SEV-4, HOURS-1)."""
+        return self.policy.calendar_for(severity)
+
+    def span(self, span: clock.Span, severity: Severity | None) -> timedelta:
+        """A policy duration as time on the severity's clock ("1d" is one business day there)."""
+        return span.to_timedelta(self.calendar(severity).day_length)
+
+    def elapsed(
+        self, start: datetime, severity: Severity | None, end: datetime | None = None
+    ) -> timedelta:
+        """Clock time of the severity between ``start`` and ``end`` (default ``now``), without the
+        time spent waiting on the customer (HOURS-1)."""
+        return clock.elapsed(
+            self.calendar(severity), start, end or self.now, self.state.clock_pauses()
+        )
+
+    def due(
+        self, start: datetime, duration: timedelta, severity: Severity | None
+    ) -> datetime | None:
+        """When ``duration`` of the severity's clock has run since ``start``, pauses excluded;
+        ``None`` while the ticket waits on the customer (HOURS-1)."""
+        return clock.due(self.calendar(severity), start, duration, self.state.clock_pauses())
+
+    def with_state(self, state: TicketState) -> RuleContext:
+        """The same context around another state (used for ``next_due`` after actions)."""
+        return RuleContext(
+            policy=self.policy, now=self.now, state=state, roster=self.roster, desk=self.desk
+        )

@@ -1,0 +1,692 @@
+"""The policy file: POLICY.md's rules as data, with every bold default built in.
+
+A policy file is TOML. It never has to repeat the defaults: whatever it says is deep-merged over
+the built-in preset (tables merge key by key, lists and values replace), then validated. So a
+file containing only ::
+
+    [closure]
+    auto_resolve_after = "10d"
+
+is the default policy with a ten-day silence window. Durations are written like ``7d``, ``4h``
+or ``90m``; on a business-hours clock ``1d`` means one business day (the calendar's day length).
+
+Errors are reported as :class:`PolicyError` naming the key path and what is wrong, never as a
+traceback.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from collections.abc import Mapping
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ticketwarden.core.clock import AlwaysOpen, BusinessCalendar, CalendarConfig, Span, parse_span
+from ticketwarden.core.model import Priority, Severity
+
+TWENTY_FOUR_SEVEN = "24x7"
+"""The name of the built-in always-open clock."""
+
+
+class Section(BaseModel):
+    """Base for policy sections: immutable, unknown keys are errors (a typo is not ignored)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- Intake -----------------------------------------------------------------------------------
+
+
+class IntakeField(Section):
+    """One item a new ticket must carry (INTAKE-1)."""
+
+    name: str = Field(description="canonical field name; subject/description/severity are native")
+    label: str = Field(description="how the item is named to the customer")
+    pattern: str | None = Field(None, description="regular expression a valid value must match")
+    required: bool = True
+
+
+DEFAULT_INTAKE_FIELDS = (
+    IntakeField(name="subject", label="a subject"),
+    IntakeField(name="description", label="a description of the problem and the expected result"),
+    IntakeField(name="severity", label="the severity (business impact 1–4)"),
+    IntakeField(
+        name="server_url",
+        label="the full web address (URL) of the affected server",
+        pattern=r"^https?://[^\s/]+\S*$",
+    ),
+    IntakeField(name="module", label="the module or product category"),
+    IntakeField(name="steps", label="the steps to reproduce the problem"),
+    IntakeField(
+        name="sample_machines",
+        label="sample machines (group ID and machine ID of affected endpoints)",
+    ),
+    IntakeField(name="version", label="the version number of the main application"),
+)
+
+
+class IntakePolicy(Section):
+    """INTAKE-1..6: what a ticket must carry, and how incomplete tickets are held."""
+
+    fields: tuple[IntakeField, ...] = DEFAULT_INTAKE_FIELDS
+    modules: tuple[str, ...] = (
+        "Agent",
+        "Patch Management",
+        "Monitoring",
+        "Remote Control",
+        "Backup",
+        "Reporting",
+        "Server",
+    )
+    hold_message: str = (
+        "Thank you for your ticket. Before we can start working on it we need the following "
+        "information:\n{missing}\nPlease reply to this ticket with the missing items."
+    )
+    complete_message: str = (
+        "Thank you — your ticket now has everything we need, and we are working on it."
+    )
+    incomplete_tag: str = "intake-incomplete"
+    number_notice: str = (
+        "Ticket {number} — please cite this ticket number in every reply and communication."
+    )
+    cannot_comply_phrases: tuple[str, ...] = (
+        "cannot carry out",
+        "can't carry out",
+        "unable to carry out",
+        "cannot perform the steps",
+        "unable to perform",
+        "können die schritte nicht",
+        "nicht durchführen",
+    )
+    cannot_comply_tag: str = "steps-not-carried-out"
+    access_marker: str = Field(
+        "#access", description="an agent's private note starting with this logs server access"
+    )
+    environment_reason: str = Field(
+        "environment", description="resolution reason an agent uses for INTAKE-6"
+    )
+    environment_message: str = (
+        "The cause lies in the hardware or operating system of your environment, which is below "
+        "the documented system requirements. We recommend the changes described above; please "
+        "reply to this ticket once they are in place and we will resume work."
+    )
+
+    @model_validator(mode="after")
+    def _unique_fields(self) -> IntakePolicy:
+        names = [f.name for f in self.fields]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"intake field names must be unique, repeated: {', '.join(dupes)}")
+        return self
+
+
+# --- Authorized contacts ------------------------------------------------------------------------
+
+
+class ContactsPolicy(Section):
+    """AUTH-1..3: who may open tickets and who gets priority."""
+
+    unauthorized: Literal["reject", "flag"] = Field(
+        "reject",
+        description="reject: answer and wait for an authorized contact; flag: note and go on",
+    )
+    unknown_organization: Literal["reject", "flag", "allow"] = Field(
+        "flag", description="what to do when the roster has no entry for the organization"
+    )
+    unauthorized_tag: str = "unauthorized-requester"
+    reject_message: str = (
+        "Thank you for contacting support. Tickets can only be opened by the authorized "
+        "contacts your organization has designated. Please ask one of them to confirm this "
+        "request in this ticket, or have your organization add you as an authorized contact."
+    )
+    flag_note: str = "Requester {email} is not an authorized contact of {organization}."
+    certified_tag: str = "certified-admin"
+    certified_priority_boost: bool = Field(
+        True, description="raise the queue priority one level for valid certified admins"
+    )
+    certified_response_factor: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="first-response target multiplier for certified requesters (RESP-1)",
+    )
+
+
+# --- Severity 1 continuous effort ---------------------------------------------------------------
+
+
+class ContinuityPolicy(Section):
+    """SEV1-1: a severity-1 ticket needs a contact reachable around the clock."""
+
+    contact_timeout: Span = parse_span("2h")
+    lower_to: Severity = Severity.HIGH
+    contact_field: str = Field(
+        "sev1_contact", description="ticket field naming the 24×7 contact (name and phone)"
+    )
+    request_message: str = (
+        "This is a severity 1 ticket, which we work around the clock. Please name an authorized "
+        "contact who is available around the clock (name and phone) and answers within {timeout}."
+    )
+    lowered_message: str = (
+        "No authorized contact was available within {timeout} of our request, so continuous "
+        "work on this ticket is suspended and its severity was lowered to {severity}. Reply when "
+        "a contact is available again."
+    )
+
+
+_DAY = timedelta(hours=24)
+"""What "1d" means when policy durations are compared with each other (calendar days)."""
+
+
+# --- Closure ------------------------------------------------------------------------------------
+
+
+class ResolutionReason(Section):
+    """One allowed reason to mark a ticket resolved (CLOSE-2, SCOPE-2, INTAKE-6)."""
+
+    code: str
+    label: str
+    explanation: str = Field("", description="told to the customer when this reason is used")
+    unsupported_cause: bool = Field(False, description="a SCOPE-2 cause that support excludes")
+
+
+DEFAULT_REASONS = (
+    ResolutionReason(code="no_response", label="(a) no customer response despite repeated contact"),
+    ResolutionReason(code="no_longer_needed", label="(b) the customer no longer needs it"),
+    ResolutionReason(code="fixed_by_update", label="(c) fixed by a current patch or upgrade"),
+    ResolutionReason(code="works_as_designed", label="(d) works as designed and documented"),
+    ResolutionReason(
+        code="feature_request",
+        label="(e) feature request",
+        explanation="This is a feature request: please file it in our knowledge base, where "
+        "product management reviews requests.",
+    ),
+    ResolutionReason(
+        code="out_of_scope",
+        label="(f) out of scope: training, licensing, business question, education or services",
+    ),
+    ResolutionReason(code="not_material", label="(g) not material, will not be fixed now"),
+    ResolutionReason(
+        code="environment",
+        label="environment below system requirements (waits for the customer, INTAKE-6)",
+    ),
+    *(
+        ResolutionReason(
+            code=code,
+            label=label,
+            unsupported_cause=True,
+            explanation=f"Problems caused by {label} are not covered by technical support.",
+        )
+        for code, label in (
+            ("added_features", "features or devices added to the product"),
+            ("accident_misuse", "accident or misuse"),
+            ("modification", "modification of the product"),
+            ("inadequate_environment", "an inadequate installation environment"),
+            ("no_test_environment", "a major upgrade without a prior test environment"),
+            ("off_label_use", "use outside the product's documented purpose"),
+            ("unapproved_environment", "an environment that is not approved"),
+            ("release_not_applied", "not applying a release that already fixed the problem"),
+        )
+    ),
+)
+
+
+class ClosurePolicy(Section):
+    """CLOSE-1..5: when tickets may be resolved, reminded, reopened and closed."""
+
+    reasons: tuple[ResolutionReason, ...] = DEFAULT_REASONS
+    reminders: tuple[Span, ...] = (parse_span("2d"), parse_span("5d"))
+    auto_resolve_after: Span = parse_span("7d")
+    silence_clock: str = Field(
+        TWENTY_FOUR_SEVEN, description="calendar the reminder and silence days count on"
+    )
+    no_response_reason: str = "no_response"
+    reminder_message: str = (
+        "We are still waiting for your reply (reminder {count} of {total}). Without a reply "
+        "this ticket will be resolved on {deadline}."
+    )
+    auto_resolve_message: str = (
+        "We have not heard from you despite repeated reminders, so this ticket is now "
+        "resolved. You can reopen it with a clarification within {reopen_window}."
+    )
+    reopen_window: Span = parse_span("7d")
+    acknowledgement_phrases: tuple[str, ...] = (
+        "thanks",
+        "thank you",
+        "thx",
+        "ok",
+        "danke",
+        "vielen dank",
+    )
+    final_close_after: Span = parse_span("7d")
+    follow_up_message: str = (
+        "This ticket was resolved more than {reopen_window} ago and is closed for good. "
+        "We have opened a new ticket for your message that links this one."
+    )
+    unresolved_note: str = (
+        "This ticket was marked resolved without {problem}. Per the support policy it stays "
+        "open until {requirement}."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ClosurePolicy:
+        codes = [r.code for r in self.reasons]
+        if self.no_response_reason not in codes:
+            raise ValueError(
+                f"no_response_reason {self.no_response_reason!r} is not one of the reasons"
+            )
+        offsets = [s.to_timedelta(_DAY) for s in self.reminders]
+        if offsets != sorted(offsets) or len(set(offsets)) != len(offsets):
+            raise ValueError("reminders must be strictly increasing")
+        if offsets and offsets[-1] >= self.auto_resolve_after.to_timedelta(_DAY):
+            raise ValueError("the last reminder must come before auto_resolve_after")
+        return self
+
+    def reason(self, code: str) -> ResolutionReason | None:
+        """The resolution reason with this code, if the policy allows it."""
+        return next((r for r in self.reasons if r.code == code), None)
+
+
+# --- Severity levels and response ---------------------------------------------------------------
+
+
+class SeverityLevel(Section):
+    """SEV-1..SEV-4: what one severity means and the targets it runs on."""
+
+    name: str
+    definition: str
+    first_response: Span
+    update_interval: Span
+    clock: str = Field(description=f"'{TWENTY_FOUR_SEVEN}' or the name of a calendar")
+    priority: Priority
+
+
+class ResponsePolicy(Section):
+    """RESP-1..3: first response and update targets per severity, warnings and breaches."""
+
+    severities: dict[Severity, SeverityLevel] = {
+        Severity.CRITICAL: SeverityLevel(
+            name="critical",
+            definition="whole system down, agents offline or server stopped, critical "
+            "production impact — highest priority, around the clock",
+            first_response=parse_span("1h"),
+            update_interval=parse_span("4h"),
+            clock=TWENTY_FOUR_SEVEN,
+            priority=Priority.URGENT,
+        ),
+        Severity.HIGH: SeverityLevel(
+            name="high",
+            definition="significant loss of function with major production impact, or system "
+            "integrity at risk — high priority within business hours",
+            first_response=parse_span("4h"),
+            update_interval=parse_span("1d"),
+            clock="business",
+            priority=Priority.HIGH,
+        ),
+        Severity.MEDIUM: SeverityLevel(
+            name="medium",
+            definition="moderate loss of function, some production impact — priority within "
+            "business hours",
+            first_response=parse_span("8h"),
+            update_interval=parse_span("2d"),
+            clock="business",
+            priority=Priority.NORMAL,
+        ),
+        Severity.LOW: SeverityLevel(
+            name="low",
+            definition="minor loss of function, or questions about integration, installation "
+            "and configuration — within business hours",
+            first_response=parse_span("24h"),
+            update_interval=parse_span("5d"),
+            clock="business",
+            priority=Priority.LOW,
+        ),
+    }
+    warn_at: float = Field(0.8, gt=0, lt=1, description="share of a target that raises a warning")
+    warning_tag: str = "response-due-soon"
+    breach_tag: str = "response-target-breached"
+    update_overdue_tag: str = "update-overdue"
+    updates_stop_tags: tuple[str, ...] = Field(
+        ("workaround-provided", "update-arrangement"),
+        description="tags meaning a root cause/workaround was found or another arrangement made",
+    )
+    contact_unavailable_tag: str = "contact-unavailable"
+    contact_unavailable_action: Literal["lower_severity", "slow_updates", "both"] = "both"
+    slow_update_factor: float = Field(2.0, ge=1)
+
+    @field_validator("severities")
+    @classmethod
+    def _all_severities(cls, value: dict[Severity, SeverityLevel]) -> dict[Severity, SeverityLevel]:
+        missing = sorted(set(Severity) - set(value))
+        if missing:
+            raise ValueError(f"every severity needs targets; missing {missing}")
+        return value
+
+
+# --- Escalation ---------------------------------------------------------------------------------
+
+
+class EscalationPolicy(Section):
+    """ESC-1..2: automatic escalation and escalation on the customer's request."""
+
+    severity1_target: str = "support-on-call"
+    breach_target: str = "support-leads"
+    customer_request_target: str = "support-management"
+    request_phrases: tuple[str, ...] = (
+        "please escalate",
+        "escalate this",
+        "request escalation",
+        "speak to a manager",
+        "talk to management",
+        "bitte eskalieren",
+        "eskalation",
+    )
+    request_acknowledgement: str = (
+        "Your request for escalation has been passed to support management, who will contact "
+        "you about this ticket."
+    )
+    escalated_tag: str = "escalated"
+
+
+# --- Customer obligations -----------------------------------------------------------------------
+
+
+class Article(Section):
+    """A knowledge-base article and the words that make it relevant (OBL-1)."""
+
+    title: str
+    url: str
+    keywords: tuple[str, ...]
+
+
+class ObligationsPolicy(Section):
+    """OBL-1..3: knowledge base first, current patches, one issue per ticket."""
+
+    articles: tuple[Article, ...] = (
+        Article(
+            title="Agents show offline after a server update",
+            url="https://kb.example.com/articles/agents-offline",
+            keywords=("offline", "agent", "check-in"),
+        ),
+        Article(
+            title="Patch scans fail or report no patches",
+            url="https://kb.example.com/articles/patch-scan",
+            keywords=("patch", "scan"),
+        ),
+        Article(
+            title="Remote control sessions do not connect",
+            url="https://kb.example.com/articles/remote-control",
+            keywords=("remote", "control", "session"),
+        ),
+    )
+    max_suggestions: int = Field(3, ge=0)
+    suggestion_message: str = (
+        "While we look into this, these knowledge-base articles may already help:\n{articles}"
+    )
+    patch_message: str = (
+        "You are running version {version}; the current release is {current}. Please install "
+        "current patches and updates promptly — many problems are already fixed there."
+    )
+    multiple_issue_phrases: tuple[str, ...] = (
+        "another issue",
+        "another problem",
+        "second issue",
+        "second problem",
+        "also a problem",
+        "noch ein problem",
+        "weiteres problem",
+    )
+    multiple_issue_note: str = (
+        "This ticket may describe more than one issue. The policy asks for one issue per "
+        "ticket: consider asking the customer to open a separate ticket for each."
+    )
+
+
+# --- Currency and end of life -------------------------------------------------------------------
+
+
+class Release(Section):
+    """A released version of the main application and when it became available (VER-1)."""
+
+    version: str
+    released: date
+
+
+class EndOfLife(Section):
+    """A product or module withdrawn from support, announced ahead (VER-2)."""
+
+    module: str
+    ends: date
+
+
+class VersionsPolicy(Section):
+    """VER-1..2: supported versions and end of life."""
+
+    releases: tuple[Release, ...] = (
+        Release(version="9.5", released=date(2024, 6, 3)),
+        Release(version="10.0", released=date(2025, 6, 2)),
+        Release(version="10.1", released=date(2026, 5, 4)),
+    )
+    previous_supported_for: Span = parse_span("365d")
+    unsupported_action: Literal["flag", "resolve"] = "flag"
+    unsupported_message: str = (
+        "Version {version} is no longer supported. Supported versions are {supported}; please "
+        "upgrade — the problem may already be fixed there."
+    )
+    unsupported_tag: str = "unsupported-version"
+    end_of_life: tuple[EndOfLife, ...] = ()
+    announce_ahead: Span = parse_span("365d")
+    eol_announcement: str = (
+        "Please note: support for {module} ends on {ends}. Plan your migration before then."
+    )
+    eol_message: str = (
+        "Support for {module} ended on {ends}, so this request is outside the scope of "
+        "technical support."
+    )
+
+    @field_validator("releases")
+    @classmethod
+    def _ordered(cls, value: tuple[Release, ...]) -> tuple[Release, ...]:
+        return tuple(sorted(value, key=lambda r: r.released))
+
+
+# --- Exclusions ---------------------------------------------------------------------------------
+
+
+class OutOfScopeCategory(Section):
+    """A kind of request that is not technical support and where it goes instead (SCOPE-1)."""
+
+    name: str
+    keywords: tuple[str, ...]
+    route_to: str
+
+
+class ScopePolicy(Section):
+    """SCOPE-1..2: requests that are not technical support."""
+
+    categories: tuple[OutOfScopeCategory, ...] = (
+        OutOfScopeCategory(
+            name="implementation",
+            keywords=("implementation project", "implement for us", "set up for us"),
+            route_to="consulting",
+        ),
+        OutOfScopeCategory(
+            name="training",
+            keywords=("training", "schulung", "teach us", "course"),
+            route_to="education",
+        ),
+        OutOfScopeCategory(
+            name="consulting",
+            keywords=("consulting", "best practice review", "beratung"),
+            route_to="consulting",
+        ),
+        OutOfScopeCategory(
+            name="development",
+            keywords=("custom development", "write a script for us", "develop a custom"),
+            route_to="consulting",
+        ),
+        OutOfScopeCategory(
+            name="hosting",
+            keywords=("hosting", "host our server"),
+            route_to="consulting",
+        ),
+    )
+    category_field: str = Field(
+        "request_type", description="ticket field that may name the category directly"
+    )
+    action: Literal["route", "flag"] = "route"
+    routed_message: str = (
+        "Your request concerns {category}, which is not part of technical support. We have "
+        "passed it to our {route_to} team, who will contact you."
+    )
+    out_of_scope_tag: str = "out-of-scope"
+
+
+# --- The whole policy ---------------------------------------------------------------------------
+
+
+class Policy(Section):
+    """The effective support policy: the built-in preset merged with a policy file."""
+
+    name: str = "default"
+    calendars: dict[str, CalendarConfig] = {"business": CalendarConfig()}
+    intake: IntakePolicy = IntakePolicy()
+    contacts: ContactsPolicy = ContactsPolicy()
+    continuity: ContinuityPolicy = ContinuityPolicy()
+    closure: ClosurePolicy = ClosurePolicy()
+    response: ResponsePolicy = ResponsePolicy()
+    escalation: EscalationPolicy = EscalationPolicy()
+    obligations: ObligationsPolicy = ObligationsPolicy()
+    versions: VersionsPolicy = VersionsPolicy()
+    scope: ScopePolicy = ScopePolicy()
+
+    @model_validator(mode="after")
+    def _clocks_exist(self) -> Policy:
+        if TWENTY_FOUR_SEVEN in self.calendars:
+            raise ValueError(
+                f"calendars: {TWENTY_FOUR_SEVEN!r} is built in and cannot be redefined"
+            )
+        known = {TWENTY_FOUR_SEVEN, *self.calendars}
+        for sev, level in self.response.severities.items():
+            if level.clock not in known:
+                raise ValueError(
+                    f"response.severities.{int(sev)}.clock: unknown calendar {level.clock!r} "
+                    f"(known: {', '.join(sorted(known))})"
+                )
+        if self.closure.silence_clock not in known:
+            raise ValueError(
+                f"closure.silence_clock: unknown calendar {self.closure.silence_clock!r}"
+            )
+        return self
+
+    @property
+    def timezone(self) -> str:
+        """The support organisation's home time zone: the first calendar's (dates such as
+        certification expiry and release anniversaries are judged there)."""
+        for calendar in self.calendars.values():
+            return calendar.timezone
+        return "UTC"
+
+    def clock(self, name: str) -> BusinessCalendar:
+        """The calendar with this name (``24x7`` is built in); each is built once and reused."""
+        if name == TWENTY_FOUR_SEVEN:
+            return _ALWAYS_OPEN
+        return self.calendars[name].build()
+
+    def calendar_for(self, severity: Severity | None) -> BusinessCalendar:
+        """The clock a severity's targets run on; an unknown severity uses severity 4's."""
+        return self.clock(self.response.severities[severity or Severity.LOW].clock)
+
+
+_ALWAYS_OPEN = AlwaysOpen()
+
+
+# --- Loading ------------------------------------------------------------------------------------
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; the message names the file, the key and the problem."""
+
+
+def default_policy() -> Policy:
+    """The built-in preset: every rule of POLICY.md with its bold defaults."""
+    return _DEFAULT
+
+
+_DEFAULT = Policy()
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``: tables merge key by key, everything else replaces."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def policy_data(policy: Policy) -> dict[str, Any]:
+    """The policy as plain TOML-ready data (durations as text, dates as dates)."""
+    data: dict[str, Any] = _restore_dates(policy.model_dump(mode="json", exclude_none=True))
+    return data
+
+
+def _restore_dates(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _restore_dates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_restore_dates(v) for v in value]
+    if isinstance(value, str) and len(value) == 10 and value[4] == "-" and value[7] == "-":
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
+
+
+def policy_from_data(data: Mapping[str, Any], source: str = "<policy>") -> Policy:
+    """Validate policy data merged over the default preset; errors name the key path."""
+    merged = deep_merge(policy_data(_DEFAULT), data)
+    try:
+        return Policy.model_validate(merged)
+    except ValidationError as exc:
+        raise PolicyError(format_validation_error(exc, source)) from None
+
+
+def load_policy(path: Path | None) -> Policy:
+    """Read a TOML policy file (``None``: the default preset)."""
+    if path is None:
+        return _DEFAULT
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read the policy file ({exc.strerror or exc})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise PolicyError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{path}: not valid TOML: {exc}") from None
+    return policy_from_data(data, str(path))
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line per problem: ``source: key.path: what is wrong``."""
+    lines = [f"{source}: {exc.error_count()} problem(s) in the policy"]
+    for error in exc.errors():
+        loc = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-"))
+        message = str(error["msg"]).removeprefix("Value error, ")
+        given = error.get("input")
+        hint = ""
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (not part of the policy file format)"
+        elif given is not None and not isinstance(given, dict | list):
+            hint = f" (got {given!r})"
+        lines.append(f"  {loc or '(top level)'}: {message}{hint}")
+    return "\n".join(lines)
