@@ -35,9 +35,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-policy_app = typer.Typer(
-    help="Show, check and test the support policy.", no_args_is_help=True
-)
+policy_app = typer.Typer(help="Show, check and test the support policy.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 
 out = Console(highlight=False, soft_wrap=True)

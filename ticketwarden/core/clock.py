@@ -472,7 +472,7 @@ class WeeklyCalendar:
         total = block.cum[-1]
         if target > total:
             year = block.year
-            while target > total:
+            while target >= total:
                 target -= total
                 year += 1
                 block = self._year(year)

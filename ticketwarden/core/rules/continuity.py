@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ticketwarden.core.actions import AddComment, BaseAction, SetSeverity, SetStatus
+from ticketwarden.core.actions import AddComment, BaseAction, Remember, SetStatus
 from ticketwarden.core.context import Due, RuleContext
 from ticketwarden.core.model import Change, Severity, Status, Ticket
 from ticketwarden.core.rules import human_span, render
+from ticketwarden.core.rules.response import change_severity
 from ticketwarden.hooks import hookimpl
 
 RULE_IDS = ("SEV1-1",)
@@ -99,12 +100,9 @@ def suspend_and_lower(ticket: Ticket, ctx: RuleContext) -> list[BaseAction]:
     )
     occasion = f"timeout:{due.isoformat()}"
     return [
-        SetSeverity(
-            rule_id="SEV1-1",
-            reason=reason,
-            severity=continuity.lower_to,
-            occasion=occasion,
-            remember={LOWERED: True},
+        Remember(rule_id="SEV1-1", reason=reason, remember={LOWERED: True}, occasion=occasion),
+        *change_severity(
+            ctx, continuity.lower_to, rule_id="SEV1-1", reason=reason, occasion=occasion
         ),
         AddComment(
             rule_id="SEV1-1",

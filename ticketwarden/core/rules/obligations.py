@@ -58,11 +58,13 @@ def remind_current_patches(ticket: Ticket, ctx: RuleContext) -> list[BaseAction]
     versions = ctx.policy.versions
     reported = ticket.field("version")
     release = release_of(reported, versions.releases) if reported else None
-    if release is None or not versions.releases:
+    today = local_today(ctx)
+    available = [r for r in versions.releases if r.released <= today]
+    if release is None or not available:
         return []
-    current = versions.releases[-1]
+    current = available[-1]
     end = support_ends(release, versions)
-    if release == current or end is None or local_today(ctx) > end:
+    if release.released >= current.released or end is None or today > end:
         return []
     return [
         AddComment(

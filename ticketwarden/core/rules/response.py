@@ -24,7 +24,7 @@ from ticketwarden.core.actions import (
 from ticketwarden.core.context import Due, RuleContext
 from ticketwarden.core.model import Change, ChangeKind, Severity, Ticket
 from ticketwarden.core.policy import SeverityLevel
-from ticketwarden.core.rules import fraction, human_span, render
+from ticketwarden.core.rules import fraction, human_span, human_time, render
 from ticketwarden.hooks import hookimpl
 
 RULE_IDS = (
@@ -92,6 +92,23 @@ def update_due(ticket: Ticket, ctx: RuleContext) -> tuple[datetime, datetime] | 
     return None if due is None else (last, due)
 
 
+def change_severity(
+    ctx: RuleContext, severity: Severity, *, rule_id: str, reason: str, occasion: str = ""
+) -> list[BaseAction]:
+    """A severity change asked by a rule, with the queue priority of the new severity (SEV-n):
+    actions ticketwarden takes do not come back as events, so the priority must travel along."""
+    level = ctx.policy.response.severities[severity]
+    return [
+        SetSeverity(rule_id=rule_id, reason=reason, severity=severity, occasion=occasion),
+        SetPriority(
+            rule_id=f"SEV-{int(severity)}",
+            reason=f"severity {int(severity)} ({level.name}): {level.priority} priority",
+            priority=level.priority,
+            occasion=occasion,
+        ),
+    ]
+
+
 def set_priority_from_severity(ticket: Ticket, ctx: RuleContext) -> list[BaseAction]:
     """SEV-1..SEV-4: the severity's definition decides the queue priority (urgent, high, normal,
     low by default); severity 1 is worked around the clock, the others in business hours."""
@@ -132,7 +149,8 @@ def warn_or_breach_first_response(ticket: Ticket, ctx: RuleContext) -> list[Base
                 reason=reason,
                 public=False,
                 body=f"First-response target breached: {human_span(level.first_response)} for "
-                f"severity {int(ticket.severity or Severity.LOW)} was due at {due.isoformat()}. "
+                f"severity {int(ticket.severity or Severity.LOW)} was due at "
+                f"{human_time(due, ctx.policy.timezone)}. "
                 "The ticket has been escalated.",
                 occasion="first-response-breach",
             ),
@@ -151,7 +169,7 @@ def warn_or_breach_first_response(ticket: Ticket, ctx: RuleContext) -> list[Base
                 rule_id="RESP-1",
                 reason=reason,
                 public=False,
-                body=f"First response due at {due.isoformat()} "
+                body=f"First response due at {human_time(due, ctx.policy.timezone)} "
                 f"({human_span(level.first_response)} target for severity "
                 f"{int(ticket.severity or Severity.LOW)}).",
                 occasion="first-response-warning",
@@ -182,7 +200,8 @@ def flag_overdue_update(ticket: Ticket, ctx: RuleContext) -> list[BaseAction]:
             rule_id="RESP-2",
             reason=reason,
             public=False,
-            body=f"An update to the customer was due at {due.isoformat()} (every "
+            body="An update to the customer was due at "
+            f"{human_time(due, ctx.policy.timezone)} (every "
             f"{human_span(level.update_interval)} for severity "
             f"{int(ticket.severity or Severity.LOW)}).",
             occasion=f"update:{last.isoformat()}",
@@ -223,7 +242,7 @@ def adapt_to_unavailable_contact(
     if mode in ("lower_severity", "both") and ticket.severity is not None:
         lower = Severity(min(int(ticket.severity) + 1, int(Severity.LOW)))
         if lower != ticket.severity:
-            actions.append(SetSeverity(rule_id="RESP-3", reason=reason, severity=lower))
+            actions += change_severity(ctx, lower, rule_id="RESP-3", reason=reason)
             told.append(f"its severity was lowered to {int(lower)}")
     if mode in ("slow_updates", "both"):
         actions.append(Remember(rule_id="RESP-3", reason=reason, remember={SLOW: True}))
