@@ -5,8 +5,9 @@ The schedule is Mon-Fri 09:00-17:00 in Europe/Berlin with the German national ho
 a pytz zone (its ``localize`` API needs one); with 09:00-17:00 hours no interval touches a DST
 change, where its pytz arithmetic would be off (see tests/test_clock_crosscheck.py).
 
-Durations are 1 s to 40 h (5 business days) (zero is left out on purpose: for a closed start our ``add(x, 0)`` is
-``x`` and businesstimedelta's is the next opening, a documented difference of convention).
+Durations are 1 s to 40 h, i.e. up to 5 business days. Zero is left out on purpose: for a closed
+start our ``add(x, 0)`` is ``x`` and businesstimedelta's is the next opening, a documented
+difference of convention (see tests/test_clock_crosscheck.py).
 
 ``bench/engine.py`` imports :func:`run_clock_bench` after putting ``bench/`` on ``sys.path``;
 ``python bench/clock_section.py`` runs it on its own.

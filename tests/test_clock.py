@@ -7,7 +7,9 @@ an independent day-by-day oracle for ``between``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -34,8 +36,8 @@ H = timedelta(hours=1)
 US = timedelta(microseconds=1)
 
 
-def berlin(*args: int) -> datetime:
-    return datetime(*args, tzinfo=BERLIN)  # type: ignore[misc]
+def berlin(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=BERLIN)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +94,7 @@ def test_parse_span_invalid(text: str, message: str) -> None:
 
 
 def test_span_to_timedelta_depends_on_the_clock(office: BusinessCalendar) -> None:
-    """"1d" is 24 h on the 24×7 clock and one business day (10 h at 08-18) otherwise."""
+    """ "1d" is 24 h on the 24×7 clock and one business day (10 h at 08-18) otherwise."""
     span = parse_span("1d2h")
     assert span.to_timedelta(AlwaysOpen().day_length) == timedelta(hours=26)
     assert office.day_length == timedelta(hours=10)
@@ -190,24 +192,40 @@ def test_always_open() -> None:
     assert CalendarConfig(always_open=True).build().name == "24x7"
 
 
-def test_naive_datetimes_are_rejected(office: BusinessCalendar) -> None:
-    naive, aware = datetime(2026, 3, 9, 9), berlin(2026, 3, 9, 9)
-    for clock in (office, AlwaysOpen()):
-        for call in (
-            lambda: clock.add(naive, H),
-            lambda: clock.add(naive, timedelta(0)),
-            lambda: clock.between(naive, aware),
-            lambda: clock.between(aware, naive),
-            lambda: clock.is_open(naive),
-            lambda: elapsed(clock, naive, aware, ()),
-            lambda: due(clock, naive, H, ()),
-        ):
-            with pytest.raises(ValueError, match="naive datetime"):
-                call()
+NAIVE, AWARE = datetime(2026, 3, 9, 9), berlin(2026, 3, 9, 9)
+
+
+@pytest.mark.parametrize("clock", [CalendarConfig().build(), AlwaysOpen()], ids=["weekly", "24x7"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda clock: clock.add(NAIVE, H),
+        lambda clock: clock.add(NAIVE, timedelta(0)),
+        lambda clock: clock.between(NAIVE, AWARE),
+        lambda clock: clock.between(AWARE, NAIVE),
+        lambda clock: clock.is_open(NAIVE),
+        lambda clock: elapsed(clock, NAIVE, AWARE, ()),
+        lambda clock: due(clock, NAIVE, H, ()),
+        lambda clock: Pause(start=NAIVE),
+        lambda clock: Pause(start=AWARE, end=NAIVE),
+    ],
+    ids=[
+        "add",
+        "add0",
+        "between-start",
+        "between-end",
+        "is_open",
+        "elapsed",
+        "due",
+        "pause",
+        "pause-end",
+    ],
+)
+def test_naive_datetimes_are_rejected(
+    clock: BusinessCalendar, call: Callable[[BusinessCalendar], object]
+) -> None:
     with pytest.raises(ValueError, match="naive datetime"):
-        Pause(start=naive)
-    with pytest.raises(ValueError, match="naive datetime"):
-        Pause(start=aware, end=naive)
+        call(clock)
 
 
 # --------------------------------------------------------------------------------------------
@@ -261,6 +279,18 @@ def test_long_durations_cross_years(office: BusinessCalendar) -> None:
     later = office.add(start, 3000 * H)
     assert office.between(start, later) == 3000 * H
     assert later.year == 2026
+
+
+def test_year_end_boundaries(office: BusinessCalendar) -> None:
+    """Results that land exactly on the last closing time of a year stay in that year."""
+    assert office.add(berlin(2026, 12, 31, 8), 10 * H) == berlin(2026, 12, 31, 18)
+    assert office.add(berlin(2026, 12, 31, 8), 10 * H + US) == berlin(2027, 1, 4, 8) + US
+    a_year = office.between(berlin(2025, 12, 31, 17), berlin(2026, 12, 31, 18))
+    assert office.add(berlin(2025, 12, 31, 17), a_year) == berlin(2026, 12, 31, 18)
+    all_day = WeeklyCalendar("Europe/Berlin", ALL_DAY)
+    assert all_day.add(berlin(2026, 12, 31, 0), 24 * H) == berlin(2027, 1, 1, 0)
+    assert all_day.between(berlin(2026, 12, 31, 12), berlin(2027, 1, 1, 12)) == 24 * H
+    assert all_day.is_open(berlin(2027, 1, 1, 0))
 
 
 # --------------------------------------------------------------------------------------------
@@ -412,15 +442,24 @@ def weeks(draw: st.DrawFn) -> dict[int, list[tuple[time, time]]]:
     return week
 
 
+class Spec(NamedTuple):
+    """What a random calendar was built from, for the oracle."""
+
+    zone: str
+    week: dict[int, list[tuple[time, time]]]
+    country: str | None
+    subdivision: str | None
+    closed: frozenset[date]
+
+
 @st.composite
-def calendars(draw: st.DrawFn) -> tuple[WeeklyCalendar, dict[str, object]]:
+def calendars(draw: st.DrawFn) -> tuple[WeeklyCalendar, Spec]:
     zone = draw(st.sampled_from(sorted(ZONES)))
     week = draw(weeks())
     country, subdivision = ZONES[zone] if draw(st.booleans()) else (None, None)
-    closed = draw(st.sets(st.dates(date(2025, 9, 1), date(2026, 12, 31)), max_size=30))
+    closed = frozenset(draw(st.sets(st.dates(date(2025, 9, 1), date(2026, 12, 31)), max_size=30)))
     calendar = WeeklyCalendar(zone, week, country, subdivision, closed)
-    spec = {"zone": zone, "week": week, "country": country, "sub": subdivision, "closed": closed}
-    return calendar, spec
+    return calendar, Spec(zone, week, country, subdivision, closed)
 
 
 instants = st.datetimes(
@@ -433,15 +472,15 @@ durations = st.one_of(
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _in_zone(at: datetime, spec: dict[str, object], local: bool) -> datetime:
+def _in_zone(at: datetime, spec: Spec, local: bool) -> datetime:
     """The same instant, expressed in the calendar's zone or left in UTC."""
-    return at.astimezone(ZoneInfo(str(spec["zone"]))) if local else at
+    return at.astimezone(ZoneInfo(spec.zone)) if local else at
 
 
 @FAST
 @given(calendars(), instants, durations, st.booleans())
 def test_add_gives_exactly_the_duration_and_is_earliest(
-    cal: tuple[WeeklyCalendar, dict[str, object]], start: datetime, d: timedelta, local: bool
+    cal: tuple[WeeklyCalendar, Spec], start: datetime, d: timedelta, local: bool
 ) -> None:
     calendar, spec = cal
     start = _in_zone(start, spec, local)
@@ -456,7 +495,7 @@ def test_add_gives_exactly_the_duration_and_is_earliest(
 @FAST
 @given(calendars(), instants, instants, durations, durations)
 def test_add_is_monotonic_and_additive(
-    cal: tuple[WeeklyCalendar, dict[str, object]],
+    cal: tuple[WeeklyCalendar, Spec],
     s1: datetime,
     s2: datetime,
     a: timedelta,
@@ -473,7 +512,7 @@ def test_add_is_monotonic_and_additive(
 @FAST
 @given(calendars(), instants, instants, instants)
 def test_between_is_additive(
-    cal: tuple[WeeklyCalendar, dict[str, object]], x: datetime, y: datetime, z: datetime
+    cal: tuple[WeeklyCalendar, Spec], x: datetime, y: datetime, z: datetime
 ) -> None:
     calendar, _ = cal
     a, b, c = sorted((x, y, z))
@@ -496,24 +535,23 @@ def _wall_instant(zone: ZoneInfo, day: date, wall: time) -> datetime:
     return at
 
 
-def _oracle_between(spec: dict[str, object], start: datetime, end: datetime) -> timedelta:
+def _oracle_between(spec: Spec, start: datetime, end: datetime) -> timedelta:
     """Open time in [start, end), day by day, interval by interval, no caching or bisecting."""
-    zone = ZoneInfo(str(spec["zone"]))
-    week: dict[int, list[tuple[time, time]]] = spec["week"]  # type: ignore[assignment]
-    closed = set(spec["closed"])  # type: ignore[call-overload]
+    zone = ZoneInfo(spec.zone)
     total = timedelta(0)
     day = start.astimezone(zone).date() - timedelta(days=1)
     while day <= end.astimezone(zone).date():
-        if spec["country"] is not None:
-            known = holidays.country_holidays(str(spec["country"]), subdiv=spec["sub"], years=day.year)  # type: ignore[arg-type]
-        if day not in closed and not (spec["country"] is not None and day in known):
-            for a, b in week.get(day.weekday(), []):
-                lo = _wall_instant(zone, day, a)
-                if b == END_OF_DAY:
-                    hi = _wall_instant(zone, day + timedelta(days=1), time())
-                else:
-                    hi = _wall_instant(zone, day, b)
-                total += max(timedelta(0), min(hi, end) - max(lo, start))
+        closed = day in spec.closed or (
+            spec.country is not None
+            and day in holidays.country_holidays(spec.country, subdiv=spec.subdivision)
+        )
+        for a, b in [] if closed else spec.week.get(day.weekday(), []):
+            lo = _wall_instant(zone, day, a)
+            if b == END_OF_DAY:
+                hi = _wall_instant(zone, day + timedelta(days=1), time())
+            else:
+                hi = _wall_instant(zone, day, b)
+            total += max(timedelta(0), min(hi, end) - max(lo, start))
         day += timedelta(days=1)
     return total
 
@@ -521,7 +559,7 @@ def _oracle_between(spec: dict[str, object], start: datetime, end: datetime) -> 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(calendars(), instants, st.timedeltas(timedelta(0), timedelta(days=12)))
 def test_between_matches_a_day_by_day_oracle(
-    cal: tuple[WeeklyCalendar, dict[str, object]], start: datetime, length: timedelta
+    cal: tuple[WeeklyCalendar, Spec], start: datetime, length: timedelta
 ) -> None:
     calendar, spec = cal
     assert calendar.between(start, start + length) == _oracle_between(spec, start, start + length)
@@ -537,19 +575,21 @@ def pause_lists(draw: st.DrawFn) -> list[Pause]:
         if draw(st.integers(0, 9)) == 0:
             pauses.append(Pause(start=start))
         else:
-            pauses.append(Pause(start, start + draw(st.timedeltas(timedelta(0), timedelta(days=4)))))
+            pauses.append(
+                Pause(start, start + draw(st.timedeltas(timedelta(0), timedelta(days=4))))
+            )
     return pauses
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    calendars() | st.just((AlwaysOpen(), {})),
+    calendars() | st.just((AlwaysOpen(), None)),
     st.timedeltas(timedelta(days=-1), timedelta(days=10)),
     durations,
     pause_lists(),
 )
 def test_due_and_elapsed_agree(
-    cal: tuple[BusinessCalendar, dict[str, object]],
+    cal: tuple[BusinessCalendar, Spec | None],
     offset: timedelta,
     d: timedelta,
     pauses: list[Pause],

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import businesstimedelta
 import pytest
@@ -53,7 +54,7 @@ def _holidays(rng: random.Random) -> frozenset[date]:
     return frozenset(dates)
 
 
-def _setup(zone: str, lunch: bool, closed: frozenset[date]) -> tuple[WeeklyCalendar, object]:
+def _setup(zone: str, lunch: bool, closed: frozenset[date]) -> tuple[WeeklyCalendar, Any]:
     hours = [(time(9), time(12)), (time(13), time(17))] if lunch else [(time(9), time(17))]
     ours = WeeklyCalendar(zone, {d: hours for d in WORKDAYS}, closed_dates=closed)
     tz = pytz.timezone(zone)
@@ -79,7 +80,8 @@ def _start(rng: random.Random, zone: str) -> datetime:
     if rng.random() < 0.3:
         day = FIRST + timedelta(days=rng.randrange(days))
         wall = rng.choice((time(0), time(9), time(12), time(13), time(17)))
-        return pytz.timezone(zone).localize(datetime.combine(day, wall)).astimezone(UTC)
+        local: datetime = pytz.timezone(zone).localize(datetime.combine(day, wall))
+        return local.astimezone(UTC)
     return datetime.combine(FIRST, time(), UTC) + timedelta(seconds=rng.randrange(days * 86400))
 
 

@@ -98,7 +98,7 @@ def on_stale(ticket: Ticket, ctx: RuleContext) -> Sequence[BaseAction] | None:
 def next_due(ticket: Ticket, ctx: RuleContext) -> Sequence[Due] | Due | None:
     """When does this plugin next want ``on_stale`` for this ticket?
 
-    Called by the engine after every evaluation, on the ticket and state as they will be once
+    Fires on both paths after every evaluation, on the ticket and state as they will be once
     the evaluation's actions are applied, so a scheduler can ask "when is this ticket next due?"
     and ``ticketwarden explain`` can say what would fire when.
 

@@ -299,13 +299,14 @@ class _Year:
     def before(self, x: int) -> int:
         """Open time in this year before instant ``x`` (``lo <= x <= hi``)."""
         bounds = self.bounds
-        i = bisect_right(bounds, x)
+        i = bisect_left(bounds, x)
         if i & 1:
             return self.cum[i >> 1] + x - bounds[i - 1]
         return self.cum[i >> 1]
 
 
-def _wall_minutes(t: time) -> timedelta:
+def _wall_offset(t: time) -> timedelta:
+    """A wall-clock time as the offset from local midnight (24:00 is handled by the caller)."""
     return timedelta(hours=t.hour, minutes=t.minute, seconds=t.second, microseconds=t.microsecond)
 
 
@@ -472,7 +473,7 @@ class WeeklyCalendar:
         total = block.cum[-1]
         if target > total:
             year = block.year
-            while target >= total:
+            while target > total:
                 target -= total
                 year += 1
                 block = self._year(year)
@@ -541,8 +542,8 @@ def _normalize_week(
                 raise ValueError(
                     f"weekday {weekday}: hours are local wall-clock times, give them without tzinfo"
                 )
-            s = _wall_minutes(start)
-            e = _ONE_DAY if end == END_OF_DAY else _wall_minutes(end)
+            s = _wall_offset(start)
+            e = _ONE_DAY if end == END_OF_DAY else _wall_offset(end)
             if s >= e:
                 raise ValueError(
                     f"weekday {weekday}: interval {start}-{end} starts at or after "

@@ -676,17 +676,30 @@ def load_policy(path: Path | None) -> Policy:
     return policy_from_data(data, str(path))
 
 
+def _clean_loc(loc: tuple[int | str, ...]) -> str:
+    """A key path without pydantic's schema steps (``chain[...]``, ``function-...``)."""
+    parts = [str(p) for p in loc if not ("[" in str(p) or str(p).startswith("function-"))]
+    return ".".join(parts)
+
+
 def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line per problem: ``source: key.path: what is wrong``."""
-    lines = [f"{source}: {exc.error_count()} problem(s) in the policy"]
-    for error in exc.errors():
-        loc = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-"))
+    """One line per problem: ``source: key.path: what is wrong``.
+
+    Where a value could be given in several forms (a duration as text or as an object), only
+    the explanation for the form the file used is kept.
+    """
+    errors = exc.errors()
+    locs = [_clean_loc(e["loc"]) for e in errors]
+    lines = []
+    for error, loc in zip(errors, locs, strict=True):
+        if error["type"] == "is_instance_of" and locs.count(loc) > 1:
+            continue
         message = str(error["msg"]).removeprefix("Value error, ")
         given = error.get("input")
         hint = ""
         if error["type"] == "extra_forbidden":
-            message = "unknown key (not part of the policy file format)"
-        elif given is not None and not isinstance(given, dict | list):
+            message = "unknown key (not part of the file format)"
+        elif given is not None and not isinstance(given, dict | list) and repr(given) not in message:
             hint = f" (got {given!r})"
         lines.append(f"  {loc or '(top level)'}: {message}{hint}")
-    return "\n".join(lines)
+    return "\n".join([f"{source}: {len(lines)} problem(s) in the policy", *lines])

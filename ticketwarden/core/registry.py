@@ -190,7 +190,7 @@ class Plugins:
         """Every registered connector class by name; a name claimed twice is an error."""
         found: dict[str, type[Any]] = {}
         owners: dict[str, str] = {}
-        for impl in reversed(self.pm.hook.register_connectors.get_hookimpls()):
+        for impl in self.pm.hook.register_connectors.get_hookimpls():
             result = cast(Mapping[str, type[Any]] | None, impl.function())
             for name, cls in (result or {}).items():
                 if name in found:
@@ -211,6 +211,8 @@ class Plugins:
         """Every rule id a registered plugin declares in its module-level ``RULE_IDS``."""
         ids: set[str] = set()
         for _, plugin in self.pm.list_name_plugin():
+            if plugin is None:
+                continue
             ids.update(getattr(plugin, "RULE_IDS", ()))
         return frozenset(ids)
 
@@ -218,6 +220,8 @@ class Plugins:
         """Every registered plugin with its source and the hooks it implements."""
         infos = []
         for name, plugin in self.pm.list_name_plugin():
+            if plugin is None:  # blocked
+                continue
             callers = self.pm.get_hookcallers(plugin) or []
             infos.append(
                 PluginInfo(
