@@ -59,7 +59,9 @@ def created_returning(*actions: Any) -> Callable[..., Any]:
     return hooks
 
 
-def test_identical_effects_from_two_rules_are_applied_once(policy: Policy, make_ticket: Any) -> None:
+def test_identical_effects_from_two_rules_are_applied_once(
+    policy: Policy, make_ticket: Any
+) -> None:
     tag = AddTags(rule_id="X-1", reason="a", tags=frozenset({"t"}))
     same = AddTags(rule_id="X-2", reason="b", tags=frozenset({"t"}))
     result = engine_with(policy, created_returning(tag, same)).evaluate(
@@ -176,7 +178,9 @@ def test_replies_are_facts_but_ticketwardens_own_comments_are_not(make_ticket: A
     assert state.last_customer_reply_at == t
 
 
-def test_next_due_is_the_earliest_timer_and_explained(engine: Engine, make_ticket: Any, roster: Any) -> None:
+def test_next_due_is_the_earliest_timer_and_explained(
+    engine: Engine, make_ticket: Any, roster: Any
+) -> None:
     result = engine.evaluate(CREATED, make_ticket(), None, MONDAY, roster=roster)
     upcoming = result.explanation.upcoming
     assert result.next_due == upcoming[0].at == min(d.at for d in upcoming)
@@ -186,7 +190,9 @@ def test_next_due_is_the_earliest_timer_and_explained(engine: Engine, make_ticke
 
 def test_updated_event_without_change_is_rejected(engine: Engine, make_ticket: Any) -> None:
     with pytest.raises(ValueError, match="needs a change"):
-        engine.evaluate(Event(id="u", kind=EventKind.UPDATED, at=MONDAY), make_ticket(), None, MONDAY)
+        engine.evaluate(
+            Event(id="u", kind=EventKind.UPDATED, at=MONDAY), make_ticket(), None, MONDAY
+        )
 
 
 def test_naive_now_is_rejected(engine: Engine, make_ticket: Any) -> None:
@@ -214,7 +220,9 @@ def test_rules_see_only_the_injected_clock(policy: Policy, make_ticket: Any) -> 
     assert result.next_due == far_future + timedelta(days=1)
 
 
-def test_customer_reply_resets_the_silence_reminders(engine: Engine, make_ticket: Any, roster: Any) -> None:
+def test_customer_reply_resets_the_silence_reminders(
+    engine: Engine, make_ticket: Any, roster: Any
+) -> None:
     """CLOSE-3: the reminder count belongs to one waiting period."""
     waiting = make_ticket(status=Status.WAITING_ON_CUSTOMER)
     state = engine.evaluate(CREATED, waiting, None, MONDAY, roster=roster).state
@@ -223,15 +231,22 @@ def test_customer_reply_resets_the_silence_reminders(engine: Engine, make_ticket
     assert [a.rule_id for a in stale.actions if a.kind == "comment"] == ["CLOSE-3"]
     reply = Comment(id="c", author_role=AuthorRole.CUSTOMER, body="here", created_at=day3)
     reopened = waiting.model_copy(update={"status": Status.OPEN, "comments": (reply,)})
-    change = Change(kind=ChangeKind.CUSTOMER_REPLY, at=day3, comment=reply,
-                    previous_status=Status.WAITING_ON_CUSTOMER)
-    after = engine.evaluate(Event(id="u", kind=EventKind.UPDATED, at=day3, change=change),
-                            reopened, stale.state, day3)
+    change = Change(
+        kind=ChangeKind.CUSTOMER_REPLY,
+        at=day3,
+        comment=reply,
+        previous_status=Status.WAITING_ON_CUSTOMER,
+    )
+    after = engine.evaluate(
+        Event(id="u", kind=EventKind.UPDATED, at=day3, change=change), reopened, stale.state, day3
+    )
     assert after.state.waiting_since is None
     assert not any(d.rule_id == "CLOSE-3" for d in after.explanation.upcoming)
 
 
-def test_remember_only_actions_reach_the_state_not_the_desk(policy: Policy, make_ticket: Any) -> None:
+def test_remember_only_actions_reach_the_state_not_the_desk(
+    policy: Policy, make_ticket: Any
+) -> None:
     note = Remember(rule_id="X-1", reason="r", remember={"X-1:k": [1, 2]})
     result = engine_with(policy, created_returning(note)).evaluate(
         CREATED, make_ticket(), None, MONDAY

@@ -62,7 +62,9 @@ def test_a_hook_returning_something_else_than_actions_names_the_plugins(make_tic
     plugin = SimpleNamespace(on_ticket_created=hookimpl(lambda: ["close it"]))
     engine = Engine(load_plugins(entry_points=False, extra=[("bad", plugin)]), default_policy())
     with pytest.raises(PluginError, match=r"'close it'.*implementations: bad"):
-        engine.evaluate(Event(id="e", kind=EventKind.CREATED, at=MONDAY), make_ticket(), None, MONDAY)
+        engine.evaluate(
+            Event(id="e", kind=EventKind.CREATED, at=MONDAY), make_ticket(), None, MONDAY
+        )
 
 
 def test_duplicate_names_are_rejected() -> None:

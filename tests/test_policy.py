@@ -86,8 +86,11 @@ def test_show_output_loads_back_to_the_same_policy() -> None:
     ("toml", "message"),
     [
         ('[closure]\nauto_resolve_after = "7x"', "closure.auto_resolve_after: unknown unit 'x'"),
-        ("[closure]\nreminders = [\"5d\", \"2d\"]", "reminders must be strictly increasing"),
-        ('[closure]\nreminders = ["2d", "8d"]', "last reminder must come before auto_resolve_after"),
+        ('[closure]\nreminders = ["5d", "2d"]', "reminders must be strictly increasing"),
+        (
+            '[closure]\nreminders = ["2d", "8d"]',
+            "last reminder must come before auto_resolve_after",
+        ),
         ("[clousre]\nx = 1", "clousre: unknown key"),
         ('[response.severities.2]\nclock = "moon"', "unknown calendar 'moon'"),
         ('[calendars.business]\ntimezone = "Mars/Olympus"', "Mars/Olympus"),

@@ -115,7 +115,9 @@ timeline:
         ("rules: [CLOSE-3]\n    x: 1", "not valid YAML"),
     ],
 )
-def test_unknown_rule_ids_are_errors(tmp_path: Path, plugins: Plugins, body: str, message: str) -> None:
+def test_unknown_rule_ids_are_errors(
+    tmp_path: Path, plugins: Plugins, body: str, message: str
+) -> None:
     path = write(tmp_path, f"name: bad\n{body}\ntimeline:\n  - at: 0m\n    event: created\n")
     result = run_scenario(path, plugins)
     assert result.outcome == "error"
@@ -164,3 +166,42 @@ def test_unknown_event_and_bad_offset_are_errors(tmp_path: Path, plugins: Plugin
     assert "timeline.0.event" in (run_scenario(path, plugins).error or "")
     path = write(tmp_path, "name: x\nrules: [CLOSE-3]\ntimeline:\n  - at: 3x\n    event: created\n")
     assert "unknown unit 'x'" in (run_scenario(path, plugins).error or "")
+
+
+RULES_MD = ROOT / "docs" / "rules.md"
+
+
+def _rows() -> list[tuple[str, list[str], list[str]]]:
+    rows = []
+    for line in RULES_MD.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and re.fullmatch(r"[A-Z0-9]+-\d+", cells[0]):
+            functions = re.findall(r"`([\w.]+)`", cells[2])
+            scenarios = re.findall(r"`([\w.-]+\.yaml)`", cells[3])
+            rows.append((cells[0], functions, scenarios))
+    return rows
+
+
+@pytest.mark.skipif(not POLICY_MD.exists(), reason="../shared/POLICY.md is not beside the project")
+def test_rules_md_names_real_functions_and_scenarios_for_every_rule() -> None:
+    import importlib
+
+    rows = _rows()
+    assert {r[0] for r in rows} == policy_rule_ids()
+    for rule, functions, scenarios in rows:
+        assert functions and scenarios, rule
+        for dotted in functions:
+            module_name, name = dotted.rsplit(".", 1)
+            package = (
+                "ticketwarden.core"
+                if module_name in ("clock", "engine")
+                else "ticketwarden.core.rules"
+            )
+            function = getattr(importlib.import_module(f"{package}.{module_name}"), name)
+            assert rule in (function.__doc__ or "") or rule in (
+                importlib.import_module(f"{package}.{module_name}").__doc__ or ""
+            ), f"{dotted} does not name {rule}"
+        for scenario in scenarios:
+            assert rule in load_scenario(SCENARIOS / scenario).rules, (
+                f"{scenario} does not show {rule}"
+            )

@@ -99,9 +99,17 @@ def policy_check(file: Annotated[Path, typer.Argument(help="policy file to valid
     out.print(f"{file}: valid policy {policy.name!r} (calendars: {calendars})")
 
 
+def _display(path: Path) -> str:
+    """A path relative to the working directory when it is below it, else its last parts."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(Path(*path.parts[-3:]))
+
+
 def _report_failure(result: ScenarioResult, verbose: bool) -> None:
     out.rule(f"[red]{result.name}[/red]", characters="_")
-    out.print(result.path, markup=False)
+    out.print(_display(Path(result.path)), markup=False)
     if result.error:
         out.print(result.error, markup=False)
         return
@@ -148,7 +156,7 @@ def policy_test(
         results.append(result)
         colour = {"passed": "green", "failed": "red", "error": "yellow"}[result.outcome]
         out.print(
-            f"{path}::{result.name} [{colour}]{result.outcome.upper()}[/{colour}]",
+            f"{_display(path)}::{result.name} [{colour}]{result.outcome.upper()}[/{colour}]",
             markup=True,
         )
         if verbose and result.passed:

@@ -699,7 +699,9 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         hint = ""
         if error["type"] == "extra_forbidden":
             message = "unknown key (not part of the file format)"
-        elif given is not None and not isinstance(given, dict | list) and repr(given) not in message:
+        elif (
+            given is not None and not isinstance(given, dict | list) and repr(given) not in message
+        ):
             hint = f" (got {given!r})"
         lines.append(f"  {loc or '(top level)'}: {message}{hint}")
     return "\n".join([f"{source}: {len(lines)} problem(s) in the policy", *lines])

@@ -1,4 +1,5 @@
-"""Severity levels and response — "Dringlichkeitsstufen": SEV-1..SEV-4, RESP-1..3, HOURS-1.
+"""Severity levels and response — "Dringlichkeitsstufen": SEV-1, SEV-2, SEV-3, SEV-4, RESP-1,
+RESP-2, RESP-3 and HOURS-1.
 
 Each severity maps to a queue priority and a clock (severity 1 around the clock, the others on
 the support calendar). First responses and regular updates have targets per severity, measured
@@ -110,8 +111,9 @@ def change_severity(
 
 
 def set_priority_from_severity(ticket: Ticket, ctx: RuleContext) -> list[BaseAction]:
-    """SEV-1..SEV-4: the severity's definition decides the queue priority (urgent, high, normal,
-    low by default); severity 1 is worked around the clock, the others in business hours."""
+    """SEV-1, SEV-2, SEV-3, SEV-4: the severity's definition decides the queue priority
+    (urgent, high, normal, low by default); severity 1 is worked around the clock, the others
+    in business hours."""
     if ticket.severity is None:
         return []
     level = level_of(ticket, ctx)

@@ -1,0 +1,5 @@
+"""``python -m ticketwarden`` runs the command line."""
+
+from ticketwarden.core.cli import main
+
+main()
