@@ -620,11 +620,21 @@ def default_policy() -> Policy:
 _DEFAULT = Policy()
 
 
+WHOLE_TABLES = frozenset({"hours"})
+"""Tables that replace the preset's instead of merging: a calendar's weekly ``hours`` describe
+the whole week (days not listed are closed)."""
+
+
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``override`` over ``base``: tables merge key by key, everything else replaces."""
+    """``override`` over ``base``: tables merge key by key (except :data:`WHOLE_TABLES`),
+    everything else replaces."""
     merged = copy.deepcopy(dict(base))
     for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+        if (
+            isinstance(value, Mapping)
+            and isinstance(merged.get(key), Mapping)
+            and key not in WHOLE_TABLES
+        ):
             merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)
