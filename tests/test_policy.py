@@ -155,7 +155,7 @@ def test_policy_examples_in_the_docs_are_valid() -> None:
     blocks = [
         block
         for doc in ("README.md", "docs/policy.md")
-        for block in re.findall(r"```toml\n(.*?)```", (root / doc).read_text(encoding="utf-8"), re.S)
+        for block in re.findall(r"```toml\n(.*?)```", (root / doc).read_text("utf-8"), re.S)
     ]
     assert len(blocks) >= 3
     for block in blocks:

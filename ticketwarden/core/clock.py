@@ -299,7 +299,7 @@ class _Year:
     def before(self, x: int) -> int:
         """Open time in this year before instant ``x`` (``lo <= x <= hi``)."""
         bounds = self.bounds
-        i = bisect_left(bounds, x)
+        i = bisect_right(bounds, x)
         if i & 1:
             return self.cum[i >> 1] + x - bounds[i - 1]
         return self.cum[i >> 1]
@@ -623,7 +623,7 @@ def due(
     """When a target of ``duration`` open time from ``start`` falls due (RESP-1, RESP-2).
 
     The earliest instant ``t`` with ``elapsed(calendar, start, t, pauses) >= duration``, in UTC;
-    ``start`` itself for a zero duration. Pauses stop the clock (HOURS-1): ``None`` if an open
+    ``start`` (as UTC) for a zero duration. Pauses stop the clock (HOURS-1): ``None`` if an open
     pause (``end=None``) begins before the target is reached, since it is never reached while
     the ticket keeps waiting on the customer.
     """
