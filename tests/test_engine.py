@@ -261,3 +261,21 @@ def test_ticket_is_immutable(make_ticket: Any) -> None:
         ticket.status = Status.CLOSED  # type: ignore[misc]
     with pytest.raises(TypeError):
         ticket.fields["version"] = "1"  # type: ignore[index]
+
+
+def test_tickets_states_and_actions_round_trip_through_json(
+    engine: Engine, make_ticket: Any, roster: Any
+) -> None:
+    """The store persists states and actions as JSON; nothing may be lost on the way."""
+    from pydantic import TypeAdapter
+
+    from ticketwarden.core.actions import Action
+
+    ticket = make_ticket(status=Status.WAITING_ON_CUSTOMER, tags=["a", "b"], severity=1)
+    assert Ticket.model_validate_json(ticket.model_dump_json()) == ticket
+    result = engine.evaluate(CREATED, ticket, None, MONDAY, roster=roster)
+    assert result.state.memory, "the evaluation should have remembered something"
+    assert TicketState.model_validate_json(result.state.model_dump_json()) == result.state
+    adapter = TypeAdapter(Action)
+    for action in result.actions:
+        assert adapter.validate_json(action.model_dump_json()) == action

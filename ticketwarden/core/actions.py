@@ -20,18 +20,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from ticketwarden.core.model import Priority, Severity, Status
+from ticketwarden.core.model import FrozenJson, Priority, Severity, Status
 
 RULE_ID = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
-
-
-def _freeze(value: Mapping[str, JsonValue]) -> Mapping[str, JsonValue]:
-    return MappingProxyType(dict(value))
 
 
 def _rule_id(value: str) -> str:
@@ -50,9 +45,7 @@ class BaseAction(BaseModel):
     reason: str = Field(min_length=1)
     occasion: str = ""
     unless: frozenset[str] = frozenset()
-    remember: Annotated[Mapping[str, JsonValue], AfterValidator(_freeze)] = Field(
-        default_factory=dict
-    )
+    remember: FrozenJson = Field(default_factory=dict)
     key: str = ""
 
     @field_validator("unless", mode="before")

@@ -12,22 +12,16 @@ the state, plus the clock arithmetic every time-based rule needs, so that rules 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime, timedelta
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from ticketwarden.core import clock
-from ticketwarden.core.model import AwareDatetime, Roster, Severity, Status
+from ticketwarden.core.model import AwareDatetime, FrozenJson, Roster, Severity, Status
 
 if TYPE_CHECKING:
     from ticketwarden.core.policy import Policy
-
-
-def _freeze(value: Mapping[str, JsonValue]) -> Mapping[str, JsonValue]:
-    return MappingProxyType(dict(value))
 
 
 class PauseSpan(BaseModel):
@@ -61,9 +55,7 @@ class TicketState(BaseModel):
     last_agent_reply_at: AwareDatetime | None = None
     last_customer_reply_at: AwareDatetime | None = None
     next_due: AwareDatetime | None = None
-    memory: Annotated[Mapping[str, JsonValue], AfterValidator(_freeze)] = Field(
-        default_factory=dict
-    )
+    memory: FrozenJson = Field(default_factory=dict)
 
     def recall(self, key: str, default: JsonValue = None) -> JsonValue:
         """A rule's remembered value, or ``default``."""

@@ -27,7 +27,15 @@ from datetime import date, datetime
 from types import MappingProxyType
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    PlainSerializer,
+    field_validator,
+)
 
 
 def _aware(value: datetime) -> datetime:
@@ -38,6 +46,21 @@ def _aware(value: datetime) -> datetime:
 
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 """A datetime that must be timezone-aware: rules compare instants across time zones."""
+
+
+def _freeze(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value))
+
+
+def _thaw(value: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(value)
+
+
+FrozenFields = Annotated[Mapping[str, str], AfterValidator(_freeze), PlainSerializer(_thaw)]
+"""A read-only mapping of field names to text that still serializes as a JSON object."""
+
+FrozenJson = Annotated[Mapping[str, JsonValue], AfterValidator(_freeze), PlainSerializer(_thaw)]
+"""A read-only mapping of JSON values (rules' memory) that serializes as a JSON object."""
 
 
 class Frozen(BaseModel):
@@ -120,10 +143,6 @@ class Comment(Frozen):
     created_at: AwareDatetime
 
 
-def _freeze_fields(value: Mapping[str, str]) -> Mapping[str, str]:
-    return MappingProxyType(dict(value))
-
-
 class Ticket(Frozen):
     """A helpdesk ticket in normalized form.
 
@@ -145,9 +164,7 @@ class Ticket(Frozen):
     priority: Priority | None = None
     requester: Contact
     organization: Organization | None = None
-    fields: Annotated[Mapping[str, str], AfterValidator(_freeze_fields)] = Field(
-        default_factory=dict
-    )
+    fields: FrozenFields = Field(default_factory=dict)
     tags: frozenset[str] = frozenset()
     comments: tuple[Comment, ...] = ()
     group: str | None = None
