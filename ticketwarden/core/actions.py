@@ -56,13 +56,13 @@ class BaseAction(BaseModel):
     @property
     def effect(self) -> tuple[Any, ...]:
         """What the action does to the ticket, without who asked or why: the de-duplication key."""
-        skip = set(BaseAction.model_fields)
-        own = (
-            (name, _hashable(getattr(self, name)))
-            for name in type(self).model_fields
-            if name not in skip
-        )
-        return (self.kind, *own)
+        cls = type(self)
+        names = _EFFECT_FIELDS.get(cls)
+        if names is None:
+            skip = set(BaseAction.model_fields)
+            names = _EFFECT_FIELDS[cls] = tuple(n for n in cls.model_fields if n not in skip)
+        values = self.__dict__
+        return (self.kind, *((name, _hashable(values[name])) for name in names))
 
     def describe(self) -> str:
         """A one-line human summary such as ``set_status waiting_on_customer``."""
@@ -72,6 +72,9 @@ class BaseAction(BaseModel):
             text = " ".join(text.split())
             parts.append(f"{name}={text[:57] + '...' if len(text) > 60 else text}")
         return " ".join([str(self.effect[0]), *parts])
+
+
+_EFFECT_FIELDS: dict[type[BaseAction], tuple[str, ...]] = {}
 
 
 def _hashable(value: Any) -> Any:

@@ -12,8 +12,10 @@ the state, plus the clock arithmetic every time-based rule needs, so that rules 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from functools import lru_cache
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -22,6 +24,8 @@ from ticketwarden.core.model import AwareDatetime, FrozenJson, Roster, Severity,
 
 if TYPE_CHECKING:
     from ticketwarden.core.policy import Policy
+
+T = TypeVar("T")
 
 
 class PauseSpan(BaseModel):
@@ -61,9 +65,16 @@ class TicketState(BaseModel):
         """A rule's remembered value, or ``default``."""
         return self.memory.get(key, default)
 
+    @property
     def clock_pauses(self) -> tuple[clock.Pause, ...]:
         """The pauses as the clock module takes them (HOURS-1)."""
-        return tuple(clock.Pause(start=p.start, end=p.end) for p in self.pauses)
+        return _clock_pauses(self.pauses)
+
+
+@lru_cache(maxsize=4096)
+def _clock_pauses(pauses: tuple[PauseSpan, ...]) -> tuple[clock.Pause, ...]:
+    # Not a cached_property: model_copy would carry a stale cache into the updated state.
+    return tuple(clock.Pause(start=p.start, end=p.end) for p in pauses)
 
 
 class Due(BaseModel):
@@ -83,7 +94,7 @@ class RuleContext:
     against it and never read the wall clock.
     """
 
-    __slots__ = ("desk", "now", "policy", "roster", "state")
+    __slots__ = ("_memo", "desk", "now", "policy", "roster", "state")
 
     def __init__(
         self,
@@ -99,6 +110,14 @@ class RuleContext:
         self.state = state
         self.roster = roster if roster is not None else Roster()
         self.desk = desk
+        self._memo: dict[Hashable, object] = {}
+
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()`` once per context and key: rules that share a derived value (ESC-1 and
+        RESP-1 both need the response timers) compute it once per evaluation."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return cast(T, self._memo[key])
 
     def calendar(self, severity: Severity | None) -> clock.BusinessCalendar:
         """The calendar the response targets of this severity run on (SEV-1..SEV-4, HOURS-1)."""
@@ -114,7 +133,7 @@ class RuleContext:
         """Clock time of the severity between ``start`` and ``end`` (default ``now``), without the
         time spent waiting on the customer (HOURS-1)."""
         return clock.elapsed(
-            self.calendar(severity), start, end or self.now, self.state.clock_pauses()
+            self.calendar(severity), start, end or self.now, self.state.clock_pauses
         )
 
     def due(
@@ -122,7 +141,7 @@ class RuleContext:
     ) -> datetime | None:
         """When ``duration`` of the severity's clock has run since ``start``, pauses excluded;
         ``None`` while the ticket waits on the customer (HOURS-1)."""
-        return clock.due(self.calendar(severity), start, duration, self.state.clock_pauses())
+        return clock.due(self.calendar(severity), start, duration, self.state.clock_pauses)
 
     def with_state(self, state: TicketState) -> RuleContext:
         """The same context around another state (used for ``next_due`` after actions)."""

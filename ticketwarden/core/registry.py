@@ -151,6 +151,7 @@ class Plugins:
     def __init__(self, pm: pluggy.PluginManager, sources: Mapping[str, str]) -> None:
         self.pm = pm
         self._sources = dict(sources)
+        self._hook_names: dict[str, list[str]] = {}
 
     def ticket_created(self, ticket: Ticket, ctx: RuleContext) -> list[BaseAction]:
         """Call ``on_ticket_created``; every plugin's actions, flattened."""
@@ -203,9 +204,11 @@ class Plugins:
         return found
 
     def hook_names(self, name: str) -> list[str]:
-        """Plugin names implementing hook ``name``, in call order."""
-        names = [i.plugin_name for i in reversed(getattr(self.pm.hook, name).get_hookimpls())]
-        return list(dict.fromkeys(names))
+        """Plugin names implementing hook ``name``, in call order (fixed once loaded)."""
+        if name not in self._hook_names:
+            impls = reversed(getattr(self.pm.hook, name).get_hookimpls())
+            self._hook_names[name] = list(dict.fromkeys(i.plugin_name for i in impls))
+        return self._hook_names[name]
 
     def rule_ids(self) -> frozenset[str]:
         """Every rule id a registered plugin declares in its module-level ``RULE_IDS``."""

@@ -8,6 +8,7 @@ the rule modules share (message rendering, phrase matching, human-readable times
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -29,16 +30,22 @@ def render(template: str, **values: object) -> str:
 _SPACE = re.compile(r"\s+")
 
 
+@functools.lru_cache(maxsize=1024)
 def normalize(text: str) -> str:
     """Lower case with runs of white space folded, for phrase matching."""
     return _SPACE.sub(" ", text.lower()).strip()
 
 
+@functools.lru_cache(maxsize=128)
+def _normalized(phrases: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    return tuple((normalize(p), p) for p in phrases)
+
+
 def has_phrase(text: str, phrases: Iterable[str]) -> str | None:
     """The first of ``phrases`` that occurs in ``text`` (case and spacing ignored), if any."""
     haystack = normalize(text)
-    for phrase in phrases:
-        if normalize(phrase) in haystack:
+    for needle, phrase in _normalized(tuple(phrases)):
+        if needle in haystack:
             return phrase
     return None
 

@@ -52,6 +52,11 @@ def level_of(ticket: Ticket, ctx: RuleContext) -> SeverityLevel:
 
 
 def first_response_timers(ticket: Ticket, ctx: RuleContext) -> tuple[datetime, datetime] | None:
+    """RESP-1: see :func:`_first_response_timers`; computed once per evaluation and ticket."""
+    return ctx.memo(("RESP-1", id(ticket)), lambda: _first_response_timers(ticket, ctx))
+
+
+def _first_response_timers(ticket: Ticket, ctx: RuleContext) -> tuple[datetime, datetime] | None:
     """RESP-1: ``(warn_at, due_at)`` of the pending first response, or ``None`` when it is done,
     the ticket is finished, or the clock stands still while waiting on the customer (HOURS-1).
 
@@ -80,6 +85,11 @@ def update_interval(ticket: Ticket, ctx: RuleContext) -> timedelta:
 
 
 def update_due(ticket: Ticket, ctx: RuleContext) -> tuple[datetime, datetime] | None:
+    """RESP-2: see :func:`_update_due`; computed once per evaluation and ticket."""
+    return ctx.memo(("RESP-2", id(ticket)), lambda: _update_due(ticket, ctx))
+
+
+def _update_due(ticket: Ticket, ctx: RuleContext) -> tuple[datetime, datetime] | None:
     """RESP-2: ``(last_update, next_update_due)`` once the first response is given, until a root
     cause or workaround is found or another arrangement is agreed (the stop tags), or ``None``."""
     last = ctx.state.last_agent_reply_at
