@@ -20,6 +20,8 @@ from ticketwarden.core.model import (
 from ticketwarden.core.policy import Policy, default_policy
 from ticketwarden.core.registry import Plugins, load_plugins
 
+pytest_plugins = ["pytester"]
+
 MONDAY = datetime.fromisoformat("2026-11-23T09:00:00+01:00")
 
 COMPLETE_FIELDS = {

@@ -11,7 +11,7 @@ import sys
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import tomli_w
 import typer
@@ -187,6 +187,44 @@ def plugins_command() -> None:
         rules = ", ".join(getattr(plugin, "RULE_IDS", ()))
         table.add_row(info.name, info.source, ", ".join(info.hooks), rules)
     out.print(table)
+
+
+@app.command("emulate")
+def emulate_command(
+    name: Annotated[str, typer.Argument(help="connector name, as `ticketwarden plugins` lists")],
+    port: Annotated[int, typer.Option(help="loopback port to serve on")] = 8800,
+    seed: Annotated[int, typer.Option(help="seed of the sample tickets")] = 1,
+    tickets: Annotated[int, typer.Option(help="how many sample tickets to seed")] = 50,
+    rate_limit: Annotated[
+        int | None, typer.Option(help="requests a minute before 429s (default: none)")
+    ] = None,
+) -> None:
+    """Serve a connector's helpdesk emulator with seeded tickets on 127.0.0.1:PORT."""
+    from ticketwarden.testing.samples import sample_tickets
+
+    connectors = _connectors()
+    if name not in connectors:
+        known = ", ".join(sorted(connectors)) or "none installed"
+        raise _fail(f"no connector named {name!r} (known: {known})")
+    emulator_class = connectors[name].emulator()
+    if emulator_class is None:
+        raise _fail(f"connector {name!r} ships no emulator")
+    emulator = emulator_class(seed=seed, rate_limit=rate_limit, base_url=f"http://127.0.0.1:{port}")
+    for ticket in sample_tickets(seed, tickets):
+        emulator.add_ticket(ticket)
+    out.print(
+        f"{name} emulator on http://127.0.0.1:{port} with {tickets} tickets (seed {seed}); "
+        "Ctrl-C stops it",
+        markup=False,
+    )
+    emulator.serve("127.0.0.1", port)
+
+
+def _connectors() -> dict[str, type[Any]]:
+    try:
+        return _plugins().connectors()
+    except PluginError as exc:
+        raise _fail(str(exc)) from None
 
 
 def main() -> None:

@@ -173,6 +173,9 @@ class Ticket(Frozen):
     updated_at: AwareDatetime
     resolved_at: AwareDatetime | None = None
     resolution_reason: str | None = None
+    follow_up_of: str | None = Field(
+        default=None, description="id of the closed ticket this one follows up (CLOSE-5)"
+    )
 
     @field_validator("tags", mode="before")
     @classmethod
