@@ -78,9 +78,7 @@ class FieldSource(_Config):
         if isinstance(value, str):
             kind, sep, ident = value.partition(":")
             if not sep:
-                raise ValueError(
-                    f"{value!r}: write native:NAME, custom:ID or tag:PREFIX"
-                )
+                raise ValueError(f"{value!r}: write native:NAME, custom:ID or tag:PREFIX")
             return {"kind": kind, "id": ident}
         return value
 
