@@ -698,17 +698,28 @@ class DeskClient:
         method = method.upper()
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
-        target = self.resolve(url)
+        # A relative path cannot leave the desk's origin; only absolute URLs need the check.
+        target: str | httpx.URL = url
+        if not isinstance(url, str) or "://" in url:
+            target = self.resolve(url)
 
         async def attempt() -> httpx.Response:
             return await self._attempt(method, target, params, json, content, headers, idempotent)
 
+        # Nearly every request succeeds at once: try it before building the retry machinery.
+        try:
+            return await attempt()
+        except HelpdeskError as exc:
+            if self.settings.retry.attempts <= 1 or not self._should_retry(exc):
+                self.stats.errors += 1
+                raise
+            await self._retry_pause(exc, 1)
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.settings.retry.attempts),
-            wait=self._backoff,
+            stop=stop_after_attempt(self.settings.retry.attempts - 1),
+            wait=lambda state: self._backoff(state, offset=1),
             retry=retry_if_exception(self._should_retry),
             sleep=self._backoff_sleep,
-            before_sleep=self._before_retry,
+            before_sleep=lambda state: self._before_retry(state, offset=1),
             reraise=True,
         )
         try:
@@ -758,7 +769,7 @@ class DeskClient:
     async def _attempt(
         self,
         method: str,
-        url: httpx.URL,
+        url: str | httpx.URL,
         params: Mapping[str, Any] | None,
         json: Any,
         content: bytes | str | None,
@@ -869,24 +880,36 @@ class DeskClient:
 
         return rate_limited_briefly, server_error, transport_failure
 
-    def _backoff(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
+    def _backoff_for(self, exc: BaseException | None, attempt_number: int) -> float:
         if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
             return 0.0  # the bucket holds every request until Retry-After has elapsed
-        return self.settings.retry.backoff(state.attempt_number, self._random)
+        return self.settings.retry.backoff(attempt_number, self._random)
+
+    def _backoff(self, state: RetryCallState, offset: int = 0) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        return self._backoff_for(exc, state.attempt_number + offset)
 
     async def _backoff_sleep(self, seconds: float) -> None:
         if seconds > 0:
             self.stats.backoff_seconds += seconds
             await self._sleep(seconds)
 
-    def _before_retry(self, state: RetryCallState) -> None:
-        self.stats.retries += 1
+    async def _retry_pause(self, exc: BaseException, attempt_number: int) -> None:
+        """Count, log and wait out one retry after attempt ``attempt_number`` failed."""
+        wait = self._backoff_for(exc, attempt_number)
+        self._note_retry(attempt_number, wait, exc)
+        await self._backoff_sleep(wait)
+
+    def _before_retry(self, state: RetryCallState, offset: int = 0) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
         wait = state.next_action.sleep if state.next_action is not None else 0.0
+        self._note_retry(state.attempt_number + offset, wait, exc)
+
+    def _note_retry(self, attempt_number: int, wait: float, exc: BaseException | None) -> None:
+        self.stats.retries += 1
         self._log(
             logging.INFO,
-            f"{self.desk}: retry {state.attempt_number} in {wait:.2f} s after {exc}",
+            f"{self.desk}: retry {attempt_number} in {wait:.2f} s after {exc}",
         )
 
     def _log_attempt(self, request: httpx.Request, outcome: str, started: float) -> None:
