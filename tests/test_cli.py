@@ -92,3 +92,15 @@ def test_plugins_lists_sources_hooks_and_rules() -> None:
     assert result.exit_code == 0
     assert "closure" in result.stdout and "built-in" in result.stdout
     assert "CLOSE-3" in result.stdout and "on_stale" in result.stdout
+
+
+def test_new_connector_writes_a_package_and_refuses_bad_input(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["new-connector", "acme-desk", "--dest", str(tmp_path)])
+    assert result.exit_code == 0, result.stdout
+    package = tmp_path / "ticketwarden-acme-desk"
+    assert (package / "pyproject.toml").is_file()
+    assert str(package) in result.stdout
+    again = runner.invoke(app, ["new-connector", "acme-desk", "--dest", str(tmp_path)])
+    assert again.exit_code == 2 and "not empty" in again.stderr
+    bad = runner.invoke(app, ["new-connector", "Acme Desk", "--dest", str(tmp_path)])
+    assert bad.exit_code == 2 and "is not valid" in bad.stderr

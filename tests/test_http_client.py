@@ -1121,4 +1121,3 @@ async def test_an_absolute_url_to_another_host_is_refused_before_sending(
 def test_bad_settings_fail_at_start_up(bad: dict[str, Any]) -> None:
     with pytest.raises(pydantic.ValidationError):
         HttpSettings.model_validate(bad)
-

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from pydantic import SecretStr
@@ -104,6 +104,7 @@ class ToyEmulator(Emulator):
             Route("/api/changes", self.get_changes),
             Route("/api/search", self.get_search),
             Route("/api/tickets", self.post_ticket, methods=["POST"]),
+            Route("/api/tickets", self.find_tickets, methods=["GET"]),
             Route("/api/tickets/{id}", self.get_ticket, methods=["GET"]),
             Route("/api/tickets/{id}", self.patch_ticket, methods=["PATCH"]),
             Route("/api/tickets/{id}/comments", self.get_comments, methods=["GET"]),
@@ -246,7 +247,13 @@ class ToyEmulator(Emulator):
             follow_up_of=data.get("follow_up_of"),
         )
         tid = self.add_ticket(ticket)
+        self.tickets[tid]["marker"] = data.get("marker", "")
         return self.json({"ticket": self.tickets[tid]}, 201)
+
+    async def find_tickets(self, request: Request) -> Response:
+        marker = request.query_params.get("marker", "")
+        found = [r for r in self.tickets.values() if marker and r.get("marker") == marker]
+        return self.json({"tickets": found})
 
     def _ordered(self) -> list[dict[str, Any]]:
         return sorted(self.tickets.values(), key=lambda r: (r["updated"], int(r["id"])))
@@ -382,13 +389,16 @@ class ToyConnector(Connector):
             params["after_id"] = after_id
         else:
             params["since"] = str(_ms(since) if since else 0)
+            params["after_id"] = "0"
         body = await self.client.get_json("/api/changes", params=params)
         tickets = tuple(self._ticket(r) for r in body["tickets"])
         if body["tickets"]:
             last = body["tickets"][-1]
             cursor = f"{last['updated']}:{last['id']}"
         return ChangePage(
-            tickets=tickets, cursor=cursor or params["since"] + ":0", has_more=body["more"]
+            tickets=tickets,
+            cursor=cursor or f"{params['since']}:{params['after_id']}",
+            has_more=body["more"],
         )
 
     async def candidates(self, query: CandidateQuery) -> AsyncIterator[Ticket]:
@@ -458,10 +468,12 @@ class ToyConnector(Connector):
 
     async def apply_escalate(self, ticket: Ticket, action: Escalate) -> ActionResult:
         target = self.config.escalation.get(action.target)
-        body = {"group": target.group if target else action.target}
-        if target and target.assignee:
-            body["assignee"] = target.assignee
-        return await self._patch(ticket, action, body)
+        if target is None:
+            return self.result(
+                action, Outcome.FAILED, detail=f"escalation target {action.target!r} is not mapped"
+            )
+        body = {"group": target.group, "assignee": target.assignee}
+        return await self._patch(ticket, action, {k: v for k, v in body.items() if v})
 
     async def apply_resolve(self, ticket: Ticket, action: Resolve) -> ActionResult:
         body = {
@@ -475,14 +487,25 @@ class ToyConnector(Connector):
         return await self._patch(ticket, action, {"status": "closed"})
 
     async def apply_create_follow_up(self, ticket: Ticket, action: CreateFollowUp) -> ActionResult:
+        marker = f"tw:{action.key}" if action.key else uuid.uuid4().hex
         body = {
             "subject": action.subject,
             "body": action.body,
             "requester": {"id": ticket.requester.id, "email": ticket.requester.email},
             "follow_up_of": ticket.id,
+            "marker": marker,
         }
-        created = await self.client.send_json("POST", "/api/tickets", body)
-        return self.result(action, created_id=created["ticket"]["id"])
+
+        async def send() -> dict[str, Any]:
+            created: dict[str, Any] = await self.client.send_json("POST", "/api/tickets", body)
+            return created["ticket"]
+
+        async def find() -> dict[str, Any] | None:
+            found = await self.client.get_json("/api/tickets", params={"marker": marker})
+            return next(iter(found["tickets"]), None)
+
+        record = await create_once(send, find)
+        return self.result(action, created_id=record["id"])
 
     # webhooks ----------------------------------------------------------------------------------
 
@@ -492,8 +515,7 @@ class ToyConnector(Connector):
         delivery = headers.get("x-toy-delivery")
         if not signature or not stamp:
             raise WebhookRejected("unsigned", "x-toy-signature or x-toy-timestamp missing")
-        assert self.secrets.webhook_secret is not None
-        expected = hmac_sha256(self.secrets.webhook_secret, stamp.encode(), b".", body).hex()
+        expected = hmac_sha256(self.webhook_secret, stamp.encode(), b".", body).hex()
         if not signatures_match(expected, signature):
             raise WebhookRejected("bad_signature")
         try:
@@ -503,9 +525,7 @@ class ToyConnector(Connector):
             ticket_id = str(data["ticket_id"])
         except (ValueError, KeyError, TypeError) as exc:
             raise WebhookRejected("malformed", str(exc)) from None
-        check_timestamp(
-            sent, now, self.config.webhooks.replay_window.to_timedelta(timedelta(days=1))
-        )
+        check_timestamp(sent, now, self.replay_window)
         return [
             WebhookEvent(
                 delivery_id=delivery or f"{ticket_id}:{stamp}",

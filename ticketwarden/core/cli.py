@@ -7,6 +7,7 @@ and the problem, never a traceback.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from importlib import resources
@@ -178,15 +179,55 @@ def policy_test(
 
 
 @app.command("plugins")
-def plugins_command() -> None:
-    """List every registered plugin, where it came from and the hooks it implements."""
+def plugins_command(
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+) -> None:
+    """List every registered plugin, where it came from, its hooks, rules and connectors."""
     plugins = _plugins()
-    table = Table("plugin", "source", "hooks", "rules")
+    try:
+        owners = plugins.connector_owners()
+    except PluginError as exc:
+        raise _fail(str(exc)) from None
+    table = Table("plugin", "source", "hooks", "rules", "connectors")
     for info in plugins.info():
         plugin = plugins.pm.get_plugin(info.name)
-        rules = ", ".join(getattr(plugin, "RULE_IDS", ()))
-        table.add_row(info.name, info.source, ", ".join(info.hooks), rules)
-    out.print(table)
+        rules = list(getattr(plugin, "RULE_IDS", ()))
+        provided = sorted(c for c, owner in owners.items() if owner == info.name)
+        if as_json:
+            record = {
+                "plugin": info.name,
+                "source": info.source,
+                "hooks": list(info.hooks),
+                "rules": rules,
+                "connectors": provided,
+            }
+            out.print(json.dumps(record), markup=False, soft_wrap=True)
+        else:
+            table.add_row(
+                info.name, info.source, ", ".join(info.hooks), ", ".join(rules), ", ".join(provided)
+            )
+    if not as_json:
+        out.print(table)
+
+
+@app.command("new-connector")
+def new_connector_command(
+    name: Annotated[str, typer.Argument(help="connector name: lowercase letters, digits, hyphens")],
+    dest: Annotated[Path, typer.Option("--dest", help="directory to create the package in")] = Path(
+        "."
+    ),
+) -> None:
+    """Write a connector plugin package that passes the conformance suite as generated."""
+    from ticketwarden.testing.scaffold import ScaffoldError, render_connector
+
+    try:
+        package = render_connector(name, dest)
+    except ScaffoldError as exc:
+        raise _fail(str(exc)) from None
+    out.print(
+        f"created {package}\nnext: cd {package} && pip install -e . && pytest -q",
+        markup=False,
+    )
 
 
 @app.command("emulate")

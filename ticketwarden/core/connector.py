@@ -359,7 +359,7 @@ class Connector(abc.ABC):
         self.secrets = secrets or DeskSecrets()
         self.runtime = runtime or Runtime()
         self.options = self.Options.model_validate(config.options)
-        self.replay_guard = ReplayGuard(config.webhooks.replay_window.to_timedelta(timedelta(1)))
+        self.replay_guard = ReplayGuard(self.replay_window)
         self.client = DeskClient(
             config.name,
             config.base_url,
@@ -387,6 +387,18 @@ class Connector(abc.ABC):
             raise TypeError(
                 f"{cls.__name__} declares {missing} but has no apply_<kind> method for them"
             )
+
+    @property
+    def replay_window(self) -> timedelta:
+        """How old (by its own timestamp) a webhook delivery may be."""
+        return self.config.webhooks.replay_window.to_timedelta(timedelta(days=1))
+
+    @property
+    def webhook_secret(self) -> SecretStr:
+        """The desk's webhook signing secret (:meth:`verify_webhook` checked it is set)."""
+        if self.secrets.webhook_secret is None:
+            raise WebhookRejected("unsigned", f"desk {self.config.name} has no webhook secret")
+        return self.secrets.webhook_secret
 
     def supports(self, capability: str) -> bool:
         """Whether the connector declares this capability or action kind."""

@@ -189,18 +189,23 @@ class Plugins:
 
     def connectors(self) -> dict[str, type[Any]]:
         """Every registered connector class by name; a name claimed twice is an error."""
-        found: dict[str, type[Any]] = {}
-        owners: dict[str, str] = {}
+        return {name: cls for name, (cls, _) in self._connectors().items()}
+
+    def connector_owners(self) -> dict[str, str]:
+        """The plugin that registered each connector name."""
+        return {name: owner for name, (_, owner) in self._connectors().items()}
+
+    def _connectors(self) -> dict[str, tuple[type[Any], str]]:
+        found: dict[str, tuple[type[Any], str]] = {}
         for impl in self.pm.hook.register_connectors.get_hookimpls():
             result = cast(Mapping[str, type[Any]] | None, impl.function())
             for name, cls in (result or {}).items():
                 if name in found:
                     raise PluginError(
-                        f"connector {name!r} is provided by both {owners[name]} and "
+                        f"connector {name!r} is provided by both {found[name][1]} and "
                         f"{impl.plugin_name}"
                     )
-                found[name] = cls
-                owners[name] = impl.plugin_name
+                found[name] = (cls, impl.plugin_name)
         return found
 
     def hook_names(self, name: str) -> list[str]:

@@ -161,7 +161,8 @@ class Emulator(abc.ABC):
     Subclasses implement :meth:`routes` and the seeding/inspection methods the conformance
     suite uses (:meth:`add_ticket`, :meth:`customer_reply`, :meth:`add_unknown_field`,
     :meth:`make_webhook`), and override :meth:`authenticate`, :meth:`rate_limit_headers` and
-    :meth:`sign_webhook` with the vendor's behaviour.
+    :meth:`error_body` with the vendor's behaviour. ``__init__`` builds the router from
+    :meth:`routes`, so a subclass sets up its own state *before* calling ``super().__init__``.
     """
 
     name: ClassVar[str] = "emulator"

@@ -14,7 +14,6 @@ tool mistakes it for code of this project); ``$name``-style placeholders are fil
 
 from __future__ import annotations
 
-import keyword
 import re
 import string
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ TEMPLATE_SUFFIX = ".tmpl"
 MODULE_SEGMENT = "__module__"
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
-MAX_NAME_LENGTH = 30
+MAX_NAME_LENGTH = 25
 
 
 class ScaffoldError(ValueError):
@@ -98,14 +97,11 @@ def scaffold_names(name: str) -> ScaffoldNames:
             "two plugins cannot share a name, choose another"
         )
     parts = name.split("-")
-    cls = "".join(part.capitalize() for part in parts)
-    if not cls.isidentifier() or keyword.iskeyword(cls):  # pragma: no cover  (pattern ensures)
-        raise ScaffoldError(f"connector name {name!r} gives no usable class name ({cls!r})")
     return ScaffoldNames(
         name=name,
         distribution=f"ticketwarden-{name}",
         module=f"ticketwarden_{name.replace('-', '_')}",
-        cls=cls,
+        cls="".join(part.capitalize() for part in parts),
         title=" ".join(part.capitalize() for part in parts),
     )
 
