@@ -119,3 +119,13 @@ def test_every_hook_is_documented_with_its_exact_signature(name: str) -> None:
     assert f"{name}({params})" in text, f"docs/plugins.md lacks {name}({params})"
     doc = inspect.getdoc(spec) or ""
     assert ":returns:" in doc and re.search(r"[Ff]ires", doc), f"{name} docstring incomplete"
+
+
+def test_every_standard_conformance_test_is_documented() -> None:
+    from ticketwarden.testing.conformance import ConformanceTests
+
+    text = DOCS.read_text(encoding="utf-8")
+    names = [n for n in vars(ConformanceTests) if n.startswith("test_")]
+    assert len(names) >= 15
+    missing = [n for n in names if f"`{n}" not in text]
+    assert missing == [], f"docs/plugins.md does not describe {missing}"
