@@ -557,19 +557,12 @@ class ConformanceTests:
 
 
 async def _drain(connector: Connector, cursor: str | None) -> list[str]:
-    seen: list[str] = []
-    for _ in range(1000):
-        page = await connector.changes(cursor)
-        seen += [t.id for t in page.tickets]
-        cursor = page.cursor
-        if not page.has_more:
-            return seen
-    raise AssertionError("the change feed did not end within 1000 pages")
+    return [t.id for t in await _drain_tickets(connector, cursor)]
 
 
-async def _drain_tickets(connector: Connector) -> list[Ticket]:
+async def _drain_tickets(connector: Connector, cursor: str | None = None) -> list[Ticket]:
+    """Every ticket the change feed yields after ``cursor``, following it to its end."""
     tickets: list[Ticket] = []
-    cursor: str | None = None
     for _ in range(1000):
         page = await connector.changes(cursor)
         tickets += page.tickets
