@@ -127,14 +127,19 @@ class BenchEmulator(Emulator):
             return self.json({"error": "RecordNotFound"}, 404)
         return self.json({"ticket": self.record})
 
-    def add_ticket(self, ticket: Ticket) -> str:  # pragma: no cover - not used here
-        raise NotImplementedError
+    # The bench serves one fixed ticket; the seeding hooks the conformance suite needs change
+    # that one record so the emulator stays a complete Emulator.
 
-    def customer_reply(self, ticket_id: str, body: str) -> None:  # pragma: no cover
-        raise NotImplementedError
+    def add_ticket(self, ticket: Ticket) -> str:
+        self.record = {**self.record, "subject": ticket.subject, "tags": sorted(ticket.tags)}
+        return TICKET_ID
 
-    def add_unknown_field(self, ticket_id: str) -> None:  # pragma: no cover
-        raise NotImplementedError
+    def customer_reply(self, ticket_id: str, body: str) -> None:
+        self.record = {**self.record, "description": f"{self.record['description']}\n{body}"}
+
+    def add_unknown_field(self, ticket_id: str) -> None:
+        fields = [*self.record["custom_fields"], {"id": 999999, "value": "unknown"}]
+        self.record = {**self.record, "custom_fields": fields}
 
 
 def bare_client(emulator: Emulator) -> httpx.AsyncClient:
