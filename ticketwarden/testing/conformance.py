@@ -263,7 +263,9 @@ class ConformanceTests:
         self.need(kind)
 
         async def body(h: Harness) -> None:
-            tid = h.emulator.add_ticket(h.sample())
+            # A follow-up is opened for a customer who writes to a *closed* ticket (CLOSE-5).
+            status = Status.CLOSED if kind == "create_follow_up" else Status.OPEN
+            tid = h.emulator.add_ticket(h.sample(status=status))
             before = await h.connector.read_ticket(tid)
             action = _sample_action(kind, h, before)
             results = await h.connector.apply(before, [action])
@@ -439,7 +441,8 @@ class ConformanceTests:
         self.need("create_follow_up")
 
         async def body(h: Harness) -> None:
-            ticket = await h.connector.read_ticket(h.emulator.add_ticket(h.sample()))
+            closed = h.sample(status=Status.CLOSED)
+            ticket = await h.connector.read_ticket(h.emulator.add_ticket(closed))
             action = CreateFollowUp(
                 rule_id="CONF-1",
                 reason="conformance",
