@@ -157,3 +157,13 @@ def test_replay_guard_forgets_only_after_the_window() -> None:
     with pytest.raises(WebhookRejected, match="replayed"):
         guard.check_and_remember("d1", NOW + timedelta(minutes=9))
     guard.check_and_remember("d1", NOW + timedelta(minutes=11))
+
+
+def test_a_delivery_is_a_replay_only_once_it_was_accepted() -> None:
+    """A delivery whose storing failed must get through when the helpdesk retries it."""
+    guard = ReplayGuard(timedelta(minutes=5))
+    guard.check("d2", NOW)
+    guard.check("d2", NOW)
+    guard.remember("d2", NOW)
+    with pytest.raises(WebhookRejected, match="replayed"):
+        guard.check("d2", NOW)

@@ -21,6 +21,7 @@ from ticketwarden.core.registry import PluginError, load_plugins
 from .conftest import MONDAY
 
 BUILT_IN = {
+    "zendesk",
     "closure",
     "contacts",
     "continuity",
@@ -40,6 +41,7 @@ def test_built_in_rules_come_from_the_entry_points() -> None:
     assert set(infos) == BUILT_IN
     assert {i.source for i in infos.values()} == {"built-in"}
     assert "on_stale" in infos["closure"].hooks
+    assert infos["zendesk"].hooks == ("register_connectors",)
 
 
 def test_allow_list_and_block_list(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -303,15 +303,28 @@ class ReplayGuard:
         self.max_entries = max_entries
         self._seen: OrderedDict[str, datetime] = OrderedDict()
 
-    def check_and_remember(self, delivery_id: str, now: datetime) -> None:
-        """Raise ``replayed`` if this id was seen within the window; remember it otherwise."""
-        horizon = now - self.window * 2
-        while self._seen and next(iter(self._seen.values())) < horizon:
-            self._seen.popitem(last=False)
+    def check(self, delivery_id: str, now: datetime) -> None:
+        """Raise ``replayed`` if this id was accepted within the window."""
+        self._expire(now)
         if delivery_id in self._seen:
             raise WebhookRejected("replayed", f"delivery {delivery_id} was already received")
+
+    def remember(self, delivery_id: str, now: datetime) -> None:
+        """Remember an accepted delivery id."""
+        self._expire(now)
         self._seen[delivery_id] = now
+        self._seen.move_to_end(delivery_id)
         if len(self._seen) > self.max_entries:
+            self._seen.popitem(last=False)
+
+    def check_and_remember(self, delivery_id: str, now: datetime) -> None:
+        """:meth:`check`, then :meth:`remember`."""
+        self.check(delivery_id, now)
+        self.remember(delivery_id, now)
+
+    def _expire(self, now: datetime) -> None:
+        horizon = now - self.window * 2
+        while self._seen and next(iter(self._seen.values())) < horizon:
             self._seen.popitem(last=False)
 
 
@@ -482,16 +495,33 @@ class Connector(abc.ABC):
     def verify_webhook(
         self, headers: Mapping[str, str], body: bytes, now: datetime
     ) -> list[WebhookEvent]:
-        """Verify a delivery (signature compared in constant time, timestamp within the replay
-        window, delivery id not seen before) and normalize it; raise :class:`WebhookRejected`.
+        """Verify a delivery — size, signature compared in constant time, timestamp within the
+        replay window, delivery id not already accepted — and normalize it; raise
+        :class:`WebhookRejected`. It does not remember the delivery: call
+        :meth:`remember_deliveries` once the events are durably stored, so a delivery whose
+        storing failed is not refused as a replay when the helpdesk retries it.
         """
         if len(body) > self.config.webhooks.max_body_bytes:
             raise WebhookRejected("too_large", f"{len(body)} bytes")
         if self.secrets.webhook_secret is None:
             raise WebhookRejected("unsigned", f"desk {self.config.name} has no webhook secret")
         events = self.parse_webhook({k.lower(): v for k, v in headers.items()}, body, now)
-        for event in {e.delivery_id for e in events}:
-            self.replay_guard.check_and_remember(event, now)
+        for delivery in {e.delivery_id for e in events}:
+            self.replay_guard.check(delivery, now)
+        return events
+
+    def remember_deliveries(self, events: Sequence[WebhookEvent], now: datetime) -> None:
+        """Record accepted deliveries so a replay within the window is refused."""
+        for delivery in {e.delivery_id for e in events}:
+            self.replay_guard.remember(delivery, now)
+
+    def accept_webhook(
+        self, headers: Mapping[str, str], body: bytes, now: datetime
+    ) -> list[WebhookEvent]:
+        """:meth:`verify_webhook` and :meth:`remember_deliveries` in one step, for receivers
+        that process a delivery before answering it."""
+        events = self.verify_webhook(headers, body, now)
+        self.remember_deliveries(events, now)
         return events
 
     def parse_webhook(

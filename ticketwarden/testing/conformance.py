@@ -426,9 +426,10 @@ class ConformanceTests:
                     key=f"timeout-{when}",
                     body=f"Comment whose request times out {when} the server handles it",
                 )
-                h.emulator.script(Fault("timeout", when=when, method="POST"))
+                h.emulator.script(Fault("timeout", when=when, method="WRITE"))
                 results = await h.connector.apply(ticket, [action])
                 assert [r.outcome for r in results] == [Outcome.APPLIED], f"{results!r}"
+                _assert_fault_fired(h, f"timeout-{when}")
                 after = await h.connector.read_ticket(ticket.id)
                 copies = [c for c in after.comments if c.body == action.body]
                 assert len(copies) == 1, f"timeout {when}: the comment exists {len(copies)} times"
@@ -450,9 +451,10 @@ class ConformanceTests:
                 subject="Follow-up whose response was lost",
                 body="It is back.",
             )
-            h.emulator.script(Fault("timeout", when="after", method="POST"))
+            h.emulator.script(Fault("timeout", when="after", method="WRITE"))
             results = await h.connector.apply(ticket, [action])
             assert [r.outcome for r in results] == [Outcome.APPLIED], f"{results!r}"
+            _assert_fault_fired(h, "timeout-after")
             page = await _drain_tickets(h.connector)
             copies = [t for t in page if t.follow_up_of == ticket.id]
             assert len(copies) == 1, f"{len(copies)} follow-ups of {ticket.id} exist"
@@ -507,7 +509,7 @@ class ConformanceTests:
             if attack == "unsigned":
                 headers = {k: v for k, v in headers.items() if "signature" not in k.lower()}
             if attack == "replayed":
-                h.connector.verify_webhook(headers, payload, now)
+                h.connector.accept_webhook(headers, payload, now)
             expected = {"tampered": "bad_signature"}.get(attack, attack)
             with pytest.raises(WebhookRejected) as rejected:
                 h.connector.verify_webhook(headers, payload, now)
@@ -557,6 +559,15 @@ class ConformanceTests:
                 await harness.close()
 
         run(main())
+
+
+def _assert_fault_fired(h: Harness, fault: str) -> None:
+    """A scripted fault that never matched a request would make a test pass vacuously."""
+    fired = [r for r in h.emulator.requests if r.fault == fault]
+    assert fired, (
+        f"the injected {fault} never hit a request: "
+        f"{[(r.method, r.path, r.fault) for r in h.emulator.requests]}"
+    )
 
 
 async def _drain(connector: Connector, cursor: str | None) -> list[str]:

@@ -120,8 +120,13 @@ class Fault:
     path: str | None = None  # a regular expression searched in the path
 
     def matches(self, method: str, path: str) -> bool:
-        """Whether this fault applies to the request."""
-        if self.method is not None and self.method.upper() != method.upper():
+        """Whether this fault applies to the request (``method="WRITE"``: any method but GET,
+        HEAD and OPTIONS — for faults aimed at whatever request carries a change)."""
+        wanted = self.method.upper() if self.method is not None else None
+        if wanted == "WRITE":
+            if method.upper() in ("GET", "HEAD", "OPTIONS"):
+                return False
+        elif wanted is not None and wanted != method.upper():
             return False
         return self.path is None or re.search(self.path, path) is not None
 
