@@ -1470,3 +1470,18 @@ def test_the_documented_trigger_bodies_are_accepted(clock: FakeClock, event: str
     headers, body = signed(rendered.encode(), NOW)
     (parsed,) = connector(clock).verify_webhook(headers, body, NOW)
     assert (parsed.ticket_id, parsed.kind.value) == ("42", event)
+
+
+def test_secrets_from_the_environment_names_zendesk_uses() -> None:
+    values = {
+        "EMAIL": SecretStr("bot@example.com"),
+        "API_TOKEN": SecretStr("tok-123"),
+        "WEBHOOK_SECRET": SecretStr("whs"),
+    }
+    secrets = ZendeskConnector.secrets_from(values)
+    assert isinstance(secrets.credentials, BasicCredentials)
+    assert secrets.credentials.password.get_secret_value() == "tok-123"
+    assert "bot@example.com/token" in str(secrets.credentials.secrets())
+    bearer = ZendeskConnector.secrets_from({**values, "OAUTH_TOKEN": SecretStr("oauth")})
+    assert isinstance(bearer.credentials, BearerToken)
+    assert "tok-123" not in repr(secrets) and "oauth" not in repr(bearer)

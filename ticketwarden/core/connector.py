@@ -539,6 +539,25 @@ class Connector(abc.ABC):
         return None
 
     @classmethod
+    def secrets_from(cls, values: Mapping[str, SecretStr]) -> DeskSecrets:
+        """The desk's secrets from the values the settings found for it.
+
+        ``values`` is keyed by upper-case suffix — ``TICKETWARDEN_DESK_<DESK>_<SUFFIX>`` in the
+        environment or a file ``desk_<desk>_<suffix>`` in the secrets directory: ``USERNAME`` +
+        ``PASSWORD`` give basic credentials, ``OAUTH_TOKEN`` a bearer token (preferred when both
+        are set), ``WEBHOOK_SECRET`` the webhook signing secret. Connectors whose helpdesk
+        spells credentials differently (Zendesk's ``{email}/token``) override this.
+        """
+        credentials: BasicCredentials | BearerToken | None = None
+        if "OAUTH_TOKEN" in values:
+            credentials = BearerToken(token=values["OAUTH_TOKEN"])
+        elif "USERNAME" in values and "PASSWORD" in values:
+            credentials = BasicCredentials(
+                username=values["USERNAME"].get_secret_value(), password=values["PASSWORD"]
+            )
+        return DeskSecrets(credentials=credentials, webhook_secret=values.get("WEBHOOK_SECRET"))
+
+    @classmethod
     def conformance_config(cls, base_url: str) -> tuple[DeskConfig, DeskSecrets]:
         """The configuration and secrets the conformance suite uses against the emulator
         served at ``base_url`` (field mapping, escalation targets, test credentials)."""

@@ -467,6 +467,21 @@ class ZendeskConnector(Connector):
         return emulator_class
 
     @classmethod
+    def secrets_from(cls, values: Mapping[str, SecretStr]) -> DeskSecrets:
+        """Zendesk's credentials: ``EMAIL`` + ``API_TOKEN`` (basic ``{email}/token``), or an
+        ``OAUTH_TOKEN`` (bearer, preferred when both are set); ``WEBHOOK_SECRET`` signs webhooks.
+        """
+        if "OAUTH_TOKEN" not in values and "EMAIL" in values and "API_TOKEN" in values:
+            email = values["EMAIL"].get_secret_value()
+            return DeskSecrets(
+                credentials=BasicCredentials(
+                    username=f"{email}/token", password=values["API_TOKEN"]
+                ),
+                webhook_secret=values.get("WEBHOOK_SECRET"),
+            )
+        return super().secrets_from(values)
+
+    @classmethod
     def conformance_config(cls, base_url: str) -> tuple[DeskConfig, DeskSecrets]:
         """The emulator's fixed account (``fixtures.py``) as a desk configuration."""
         from ticketwarden.plugins.zendesk import fixtures
