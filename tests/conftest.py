@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +32,18 @@ COMPLETE_FIELDS = {
     "sample_machines": "acme.berlin / ws-0042",
     "version": "10.1.2",
 }
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a SQLite file, or a fresh PostgreSQL database dropped afterwards."""
+    from .pg import fresh_database, postgres_or_skip
+
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'tw.db'}"
+    else:
+        with fresh_database(postgres_or_skip()) as url:
+            yield url
 
 
 @pytest.fixture

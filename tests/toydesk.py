@@ -326,7 +326,11 @@ class ToyConnector(Connector):
             connector=cls.name,
             base_url=base_url,
             fields={name: f"custom:{ident}" for name, ident in CUSTOM_IDS.items()},
-            escalation={"support-leads": {"group": "leads"}},
+            escalation={
+                "support-leads": {"group": "leads"},
+                "support-management": {"group": "management"},
+                "support-on-call": {"assignee": "on-call"},
+            },
         )
         secrets = DeskSecrets(
             credentials=BearerToken(token=SecretStr(TOKEN)),

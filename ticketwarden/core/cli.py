@@ -7,9 +7,16 @@ and the problem, never a traceback.
 
 from __future__ import annotations
 
+import asyncio
+import csv
 import json
+import signal
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -266,6 +273,397 @@ def _connectors() -> dict[str, type[Any]]:
         return _plugins().connectors()
     except PluginError as exc:
         raise _fail(str(exc)) from None
+
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="ticketwarden.toml (default: $TICKETWARDEN_CONFIG or ./)"),
+]
+
+
+AsOfOption = Annotated[
+    str | None, typer.Option("--as-of", help="evaluate as if it were TIME (ISO, with zone)")
+]
+
+
+def _config(path: Path | None) -> Any:
+    from ticketwarden.core.settings import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _store(config: Any) -> Any:
+    from ticketwarden.core.settings import ConfigError, database_url
+    from ticketwarden.core.store import Store, StoreError
+
+    try:
+        url = database_url(config)
+        return Store(url.get_secret_value() if url is not None else None)
+    except (ConfigError, StoreError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def _moment(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise _fail(
+            f"--as-of {text!r}: use an ISO time such as 2026-11-30T09:00:00+01:00"
+        ) from None
+    if at.tzinfo is None:
+        raise _fail(f"{text!r} needs a time zone (e.g. +01:00 or Z)")
+    return at
+
+
+@app.command("init")
+def init_command(
+    path: Annotated[
+        Path | None, typer.Argument(help="where to write (default: ./ticketwarden.toml)")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
+) -> None:
+    """Write a commented starter ticketwarden.toml."""
+    from ticketwarden.core.settings import ConfigError, default_config_path, write_starter
+
+    try:
+        written = write_starter(path or default_config_path(), force=force)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"wrote {written}; edit it, then run `ticketwarden check --ping`", markup=False)
+
+
+@app.command("check")
+def check_command(
+    config_path: ConfigOption = None,
+    ping: Annotated[
+        bool, typer.Option("--ping", help="reach each desk once with its credentials")
+    ] = False,
+) -> None:
+    """Validate the configuration; with --ping, reach each desk and say exactly what fails."""
+    from ticketwarden.core.settings import config_warnings
+    from ticketwarden.core.settings import ping as ping_desks
+
+    config = _config(config_path)
+    desks = ", ".join(f"{name}: {d.connector}" for name, d in config.desks.items()) or "none"
+    store = config.store.url or "default SQLite file"
+    out.print(
+        f"{config.path}: valid — policy {config.policy.name!r}, {len(config.desks)} desk(s) "
+        f"({desks}), store: {store}",
+        markup=False,
+    )
+    for warning in config_warnings(config):
+        out.print(f"warning: {warning}", markup=False)
+    if not ping:
+        return
+    results = asyncio.run(ping_desks(config))
+    for result in results:
+        mark = "ok  " if result.ok else "FAIL"
+        out.print(f"{mark} {result.desk}: {result.message}", markup=False)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+db_app = typer.Typer(help="The state store.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade_command(config_path: ConfigOption = None) -> None:
+    """Create or migrate the store's schema to this version of ticketwarden."""
+    store = _store(_config(config_path))
+    store.upgrade()
+    out.print(f"{store.url}: schema at revision {store.revision()}", markup=False)
+
+
+def _engine(config: Any) -> Any:
+    from ticketwarden.core.engine import Engine
+
+    return Engine(_plugins(), config.policy)
+
+
+def _connector(config: Any, name: str) -> Any:
+    from ticketwarden.core.settings import ConfigError, desk_secrets
+
+    if name not in config.desks:
+        raise _fail(f"no desk named {name!r} in {config.path} (desks: {', '.join(config.desks)})")
+    desk = config.desks[name]
+    connector_class = _connectors()[desk.connector]
+    try:
+        secrets = desk_secrets(desk, connector_class)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    return connector_class(desk, secrets)
+
+
+@app.command("sync")
+def sync_command(
+    config_path: ConfigOption = None,
+    desk: Annotated[
+        list[str] | None, typer.Option("--desk", help="only this desk (repeatable)")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print the plan, change nothing")
+    ] = False,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="evaluate as if it were TIME")
+    ] = None,
+    every: Annotated[
+        str | None, typer.Option("--every", help="repeat every DURATION until SIGTERM")
+    ] = None,
+) -> None:
+    """One idempotent pass per desk: catch up on changes, then fire due timers."""
+    from ticketwarden.core.clock import parse_span
+    from ticketwarden.core.sync import DeskReport, DeskSync, SyncOptions, log_action_line
+
+    config = _config(config_path)
+    names = desk or list(config.desks)
+    unknown = [n for n in names if n not in config.desks]
+    if unknown:
+        raise _fail(f"unknown desk(s) {', '.join(unknown)} (desks: {', '.join(config.desks)})")
+    interval = None
+    if every is not None:
+        try:
+            interval = parse_span(every).to_timedelta(timedelta(days=1))
+        except ValueError as exc:
+            raise _fail(f"--every: {exc}") from None
+    store = _store(config)
+    engine = _engine(config)
+    stop = _stop_on_sigterm()
+    terminal = sys.stdout.isatty()
+
+    def on_action(name: str, ticket: Any, action: Any, result: Any) -> None:
+        if not terminal:
+            print(log_action_line(name, ticket, action, result), flush=True)
+        elif dry_run:
+            out.print(
+                f"plan {name} {ticket.number}: {action.rule_id} {action.describe()}", markup=False
+            )
+
+    async def one_pass() -> list[DeskReport]:
+        now = _moment(as_of)
+        reports = []
+        for name in names:
+            if stop.is_set():
+                break
+            connector = _connector(config, name)
+            options = SyncOptions(
+                now=now,
+                dry_run=dry_run,
+                page_limit=config.sync.page_limit,
+                candidate_lookback=config.sync.lookback,
+                lease_ttl=config.sync.lease,
+            )
+            async with connector:
+                with _progress(terminal, name) as progress:
+                    sync = DeskSync(
+                        connector, engine, store, options, on_action=on_action, on_progress=progress
+                    )
+                    reports.append(await sync.run())
+        return reports
+
+    while True:
+        reports = asyncio.run(one_pass())
+        _summary(reports, terminal)
+        if interval is None or stop.is_set():
+            break
+        if stop.wait(interval.total_seconds()):
+            break
+    if any(not r.ok for r in reports):
+        raise typer.Exit(1)
+
+
+def _stop_on_sigterm() -> threading.Event:
+    stop = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+@contextmanager
+def _progress(terminal: bool, desk: str) -> Iterator[Callable[[str, int], None] | None]:
+    if not terminal:
+        yield None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), console=out, transient=True
+    ) as progress:
+        task = progress.add_task(f"{desk}: reading changes", total=None)
+
+        def update(name: str, tickets: int) -> None:
+            progress.update(task, description=f"{name}: {tickets} tickets read")
+
+        yield update
+
+
+def _summary(reports: Sequence[Any], terminal: bool) -> None:
+    if not terminal:  # one structured line per desk, like the action lines
+        for r in reports:
+            record = {
+                "summary": r.desk,
+                "tickets": r.tickets_read,
+                "events": r.events,
+                "timers": r.timers,
+                "actions_by_rule": dict(sorted(r.actions_by_rule.items())),
+                "outcomes": dict(sorted(r.outcomes.items())),
+                "failures": r.failures,
+                "api_calls": r.api_calls,
+                "rate_limited": r.rate_limited,
+                "skipped": r.skipped,
+            }
+            print(json.dumps(record, ensure_ascii=False), flush=True)
+        return
+    table = Table(
+        "desk",
+        "tickets",
+        "events",
+        "timers",
+        "actions by rule",
+        "outcomes",
+        "failures",
+        "API calls",
+        "429s",
+    )
+    for r in reports:
+        rules = ", ".join(f"{k} {v}" for k, v in sorted(r.actions_by_rule.items()))
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r.outcomes.items()))
+        table.add_row(
+            r.desk,
+            str(r.tickets_read),
+            str(r.events),
+            str(r.timers),
+            rules or "-",
+            outcomes or ("planned" if r.planned else "-"),
+            str(len(r.failures)),
+            str(r.api_calls),
+            str(r.rate_limited),
+        )
+    out.print(table)
+    for r in reports:
+        if r.skipped:
+            out.print(r.skipped, markup=False)
+        for failure in r.failures:
+            err.print(f"failed: {r.desk} {failure}", markup=False)
+
+
+@app.command("explain")
+def explain_command(
+    desk: Annotated[str, typer.Argument(help="desk name from ticketwarden.toml")],
+    ticket_id: Annotated[str, typer.Argument(help="the desk's ticket id")],
+    config_path: ConfigOption = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="evaluate as if it were TIME")
+    ] = None,
+) -> None:
+    """Read-only: which rules fire now for a ticket, which would fire when, and why."""
+    from ticketwarden.core.errors import HelpdeskError
+    from ticketwarden.core.model import Event, EventKind
+    from ticketwarden.core.sync import events_for
+
+    config = _config(config_path)
+    store = _store(config)
+    engine = _engine(config)
+    now = _moment(as_of)
+
+    async def run() -> None:
+        async with _connector(config, desk) as connector:
+            ticket = await connector.read_ticket(ticket_id)
+            state = store.state(desk, ticket_id)
+            out.print(
+                f"{desk} {ticket.number}: {ticket.subject} — {ticket.status}, severity "
+                f"{ticket.severity or '-'} (as of {now.isoformat()})",
+                markup=False,
+            )
+            events = events_for(ticket, state) or [
+                Event(id=f"explain:{ticket_id}", kind=EventKind.STALE, at=now)
+            ]
+            for event in [*events, Event(id=f"explain:{ticket_id}", kind=EventKind.STALE, at=now)]:
+                evaluation = engine.evaluate(event, ticket, state, now)
+                for line in evaluation.explanation.lines():
+                    out.print(line, markup=False)
+                ticket, state = evaluation.projected, evaluation.state
+
+    try:
+        asyncio.run(run())
+    except HelpdeskError as exc:
+        raise _fail(str(exc), 1) from None
+
+
+@app.command("audit")
+def audit_command(
+    config_path: ConfigOption = None,
+    desk: Annotated[str | None, typer.Option("--desk")] = None,
+    ticket: Annotated[str | None, typer.Option("--ticket")] = None,
+    rule: Annotated[str | None, typer.Option("--rule")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="ISO time, inclusive")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="ISO time, exclusive")] = None,
+    output: Annotated[str, typer.Option("--format", help="table, jsonl or csv")] = "table",
+    verify: Annotated[bool, typer.Option("--verify", help="check the hash chain")] = False,
+) -> None:
+    """Show the audit trail, filtered; --verify checks the hash chain and names the first
+    broken row."""
+    from ticketwarden.core.store import AuditFilter
+
+    if output not in ("table", "jsonl", "csv"):
+        raise _fail(f"--format {output!r}: use table, jsonl or csv")
+    store = _store(_config(config_path))
+    if verify:
+        broken = store.verify_audit()
+        if broken is not None:
+            err.print(
+                f"audit trail broken at row {broken.id} ({broken.at.isoformat()}, "
+                f"{broken.desk} {broken.ticket_id} {broken.rule_id})",
+                markup=False,
+            )
+            raise typer.Exit(1)
+        out.print("audit trail intact", markup=False)
+        return
+    filters = AuditFilter(
+        desk=desk,
+        ticket_id=ticket,
+        rule_id=rule,
+        since=_moment(since) if since else None,
+        until=_moment(until) if until else None,
+    )
+    fields = [
+        "id",
+        "at",
+        "actor",
+        "desk",
+        "ticket_id",
+        "rule_id",
+        "action",
+        "reason",
+        "outcome",
+        "detail",
+    ]
+    rows = store.audit(filters)
+    if output == "jsonl":
+        for row in rows:
+            record = {f: getattr(row, f) for f in fields}
+            record["at"] = row.at.isoformat()
+            print(json.dumps(record, ensure_ascii=False))
+    elif output == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(fields)
+        for row in rows:
+            writer.writerow([row.at.isoformat() if f == "at" else getattr(row, f) for f in fields])
+    else:
+        table = Table(*fields[:-1])
+        for row in rows:
+            table.add_row(
+                *[row.at.isoformat() if f == "at" else str(getattr(row, f)) for f in fields[:-1]]
+            )
+        out.print(table)
 
 
 def main() -> None:

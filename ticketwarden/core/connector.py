@@ -40,11 +40,18 @@ from typing import Any, ClassVar, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from ticketwarden.core.actions import ACTION_KINDS, BaseAction
+from ticketwarden.core.actions import ACTION_KINDS, AddComment, BaseAction
 from ticketwarden.core.clock import Span, parse_span
 from ticketwarden.core.errors import HelpdeskError, TicketwardenError
-from ticketwarden.core.http import BasicCredentials, BearerToken, DeskClient, HttpSettings
+from ticketwarden.core.http import (
+    BasicCredentials,
+    BearerToken,
+    ClientStats,
+    DeskClient,
+    HttpSettings,
+)
 from ticketwarden.core.model import (
+    AuthorRole,
     AwareDatetime,
     Change,
     EventKind,
@@ -477,6 +484,27 @@ class Connector(abc.ABC):
             )
             results.append(await handler(ticket, action))
         return results
+
+    async def already_applied(self, ticket: Ticket, action: BaseAction) -> bool:
+        """Whether an action a crashed run sent (the ledger says *pending*) has landed.
+
+        ``ticket`` is freshly read. The default recognises a comment by its body and visibility
+        among support's comments; other kinds set a value, and sending them again is harmless.
+        Connectors whose creates carry a marker (a follow-up's external id) override this to
+        look the marker up, so a run killed mid-request never duplicates anything.
+        """
+        if isinstance(action, AddComment):
+            return any(
+                c.body.strip() == action.body.strip()
+                and c.public == action.public
+                and c.author_role != AuthorRole.CUSTOMER
+                for c in ticket.comments
+            )
+        return False
+
+    def http_stats(self) -> ClientStats:
+        """Requests, retries and 429s of this connector's HTTP clients, added up."""
+        return self.client.stats
 
     def result(
         self,

@@ -571,6 +571,16 @@ class ClientStats:
     errors: int = 0
     """Requests that ended in an error raised to the caller."""
 
+    def __add__(self, other: ClientStats) -> ClientStats:
+        return ClientStats(
+            requests=self.requests + other.requests,
+            retries=self.retries + other.retries,
+            rate_limited=self.rate_limited + other.rate_limited,
+            waited_seconds=self.waited_seconds + other.waited_seconds,
+            backoff_seconds=self.backoff_seconds + other.backoff_seconds,
+            errors=self.errors + other.errors,
+        )
+
 
 # A failure before the request left: nothing reached the server, retrying is always safe.
 _NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)

@@ -92,6 +92,7 @@ from ticketwarden.core.errors import (
 )
 from ticketwarden.core.http import (
     BasicCredentials,
+    ClientStats,
     DeskClient,
     RateBudget,
     create_once,
@@ -966,6 +967,20 @@ class ZendeskConnector(Connector):
         return None
 
     # --- writing ------------------------------------------------------------------------------
+
+    def http_stats(self) -> ClientStats:
+        """Both clients' counters: the account's and the incremental export's."""
+        return self.client.stats + self.export_client.stats
+
+    async def already_applied(self, ticket: Ticket, action: BaseAction) -> bool:
+        """A follow-up is found by its ``external_id`` marker; comments by the base rule."""
+        if isinstance(action, CreateFollowUp) and action.key:
+            marker = f"tw:{action.key}"
+            body = await self.client.get_json(
+                "/api/v2/tickets.json", params={"external_id": marker}
+            )
+            return any(t.get("external_id") == marker for t in self._list(body, "tickets"))
+        return await super().already_applied(ticket, action)
 
     async def apply(self, ticket: Ticket, actions: Sequence[BaseAction]) -> list[ActionResult]:
         """Carry out one evaluation's actions with as few safe updates as Zendesk allows.

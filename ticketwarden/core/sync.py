@@ -1,0 +1,500 @@
+"""The scheduled sync job: one idempotent pass over a desk.
+
+For a desk it (1) takes the desk's lease, (2) reads the tickets changed since the stored cursor
+and turns each ticket's difference from its stored policy state into events, (3) runs the
+engine, applies the actions through the connector and records them, and (4) fires every due
+timer — tickets whose stored next-due time has come, and tickets never seen before that the
+connector's candidate search finds waiting or resolved.
+
+Nothing is lost and nothing repeats, wherever a run stops:
+
+- before an action is sent, its idempotency key goes into the ledger as *pending*, in a
+  committed transaction; after the connector reports, the outcome, the audit rows and the new
+  policy state are committed together;
+- an action already *applied* is never sent again; a *pending* one (a run killed mid-request)
+  is sent again only if the connector, looking at the freshly read ticket, does not find it
+  landed (:meth:`~ticketwarden.core.connector.Connector.already_applied`);
+- the cursor moves only after every ticket of its page is recorded.
+
+A dry run computes and reports the same plan but writes nothing: no request that changes the
+desk, no ledger, no state, not even the cursor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from pydantic import JsonValue
+
+from ticketwarden.core.actions import BaseAction
+from ticketwarden.core.connector import (
+    ActionResult,
+    CandidateQuery,
+    Capability,
+    Connector,
+    Outcome,
+)
+from ticketwarden.core.context import TicketState
+from ticketwarden.core.engine import Engine, Evaluation
+from ticketwarden.core.errors import ConflictError, HelpdeskError
+from ticketwarden.core.model import (
+    AuthorRole,
+    Change,
+    ChangeKind,
+    Event,
+    EventKind,
+    Roster,
+    Status,
+    Ticket,
+)
+from ticketwarden.core.store import Store
+
+log = logging.getLogger("ticketwarden.sync")
+
+SEEN_COMMENTS = "_sync:comments"
+"""State memory: ids of the comments already turned into events."""
+SEEN_FIELDS = "_sync:fields"
+"""State memory: the mapped fields and tags as last seen, to detect field and tag changes."""
+
+MAX_CONFLICT_RETRIES = 3
+
+
+# --- Events from differences ------------------------------------------------------------------
+
+
+def _snapshot(ticket: Ticket) -> JsonValue:
+    fields: dict[str, JsonValue] = dict(ticket.fields)
+    tags: list[JsonValue] = list(sorted(ticket.tags))
+    return {"fields": fields, "tags": tags}
+
+
+def events_for(ticket: Ticket, state: TicketState | None) -> list[Event]:
+    """The events a freshly read ticket means, given what was stored about it.
+
+    A ticket never seen is *created* — unless it is already resolved or closed, which a first
+    sync of an existing desk meets by the thousand and which must not be held or commented on
+    retroactively (its timers still run). A known ticket yields one event per new customer or
+    agent comment (ticketwarden's own are not events), a status change (plus *resolved* when it
+    became resolved), and a field change for severity, mapped fields or tags. Event ids are
+    derived from the ticket and what changed, so evaluating the same read twice asks for the
+    same actions.
+    """
+    if state is None or not state.created_seen:
+        if ticket.status.is_done:
+            return []
+        return [Event(id=f"created:{ticket.id}", kind=EventKind.CREATED, at=ticket.created_at)]
+    events: list[Event] = []
+    seen = set(_as_list(state.recall(SEEN_COMMENTS)))
+    previous = state.status
+    for comment in sorted(ticket.comments, key=lambda c: (c.created_at, c.id)):
+        if comment.id in seen or comment.author_role == AuthorRole.SYSTEM:
+            continue
+        if comment.author_role == AuthorRole.CUSTOMER:
+            kind = ChangeKind.CUSTOMER_REPLY
+        else:
+            kind = ChangeKind.AGENT_REPLY if comment.public else ChangeKind.AGENT_NOTE
+        change = Change(
+            kind=kind,
+            at=comment.created_at,
+            actor=comment.author,
+            comment=comment,
+            previous_status=previous,
+        )
+        events.append(
+            Event(
+                id=f"comment:{ticket.id}:{comment.id}",
+                kind=EventKind.UPDATED,
+                at=comment.created_at,
+                change=change,
+            )
+        )
+    old_fields, old_tags, known = _seen_fields(state)
+    changed: set[str] = {
+        name
+        for name in set(ticket.fields) | set(old_fields)
+        if old_fields.get(name) != ticket.fields.get(name)
+    }
+    if state.severity != ticket.severity:
+        changed.add("severity")
+    added = frozenset(ticket.tags - old_tags) if known else frozenset()
+    removed = frozenset(old_tags - ticket.tags) if known else frozenset()
+    if added or removed:
+        changed.add("tags")
+    stamp = ticket.updated_at.isoformat()
+    if state.status is not None and ticket.status != state.status:
+        events.append(
+            Event(
+                id=f"status:{ticket.id}:{stamp}",
+                kind=EventKind.UPDATED,
+                at=ticket.updated_at,
+                change=Change(
+                    kind=ChangeKind.STATUS_CHANGE,
+                    at=ticket.updated_at,
+                    previous_status=state.status,
+                    fields_changed=frozenset({"status"}),
+                ),
+            )
+        )
+    if changed and known:
+        events.append(
+            Event(
+                id=f"fields:{ticket.id}:{stamp}",
+                kind=EventKind.UPDATED,
+                at=ticket.updated_at,
+                change=Change(
+                    kind=ChangeKind.FIELD_CHANGE,
+                    at=ticket.updated_at,
+                    previous_status=state.status,
+                    fields_changed=frozenset(changed),
+                    tags_added=added,
+                    tags_removed=removed,
+                ),
+            )
+        )
+    if ticket.status == Status.RESOLVED and state.status != Status.RESOLVED:
+        events.append(
+            Event(id=f"resolved:{ticket.id}:{stamp}", kind=EventKind.RESOLVED, at=ticket.updated_at)
+        )
+    return events
+
+
+def _seen_fields(state: TicketState) -> tuple[dict[str, str], set[str], bool]:
+    """The fields and tags as last seen, and whether a snapshot exists at all."""
+    snapshot = state.recall(SEEN_FIELDS)
+    if not isinstance(snapshot, dict):
+        return {}, set(), False
+    fields = snapshot.get("fields")
+    old_fields = {str(k): str(v) for k, v in fields.items()} if isinstance(fields, dict) else {}
+    return old_fields, set(_as_list(snapshot.get("tags"))), True
+
+
+def _as_list(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def remember_seen(state: TicketState, ticket: Ticket) -> TicketState:
+    """The state with the ticket's comments and fields marked as seen."""
+    memory: dict[str, JsonValue] = dict(state.memory)
+    seen: list[JsonValue] = list(
+        sorted({*_as_list(memory.get(SEEN_COMMENTS)), *(c.id for c in ticket.comments)})
+    )
+    memory[SEEN_COMMENTS] = seen
+    memory[SEEN_FIELDS] = _snapshot(ticket)
+    return state.model_copy(update={"memory": memory})
+
+
+# --- Reports ----------------------------------------------------------------------------------
+
+
+@dataclass
+class DeskReport:
+    """What one pass over a desk did."""
+
+    desk: str
+    tickets_read: int = 0
+    events: int = 0
+    timers: int = 0
+    actions_by_rule: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+    planned: list[str] = field(default_factory=list)
+    api_calls: int = 0
+    rate_limited: int = 0
+    skipped: str | None = None
+    cursor: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """No ticket failed."""
+        return not self.failures
+
+
+@dataclass
+class SyncOptions:
+    """How a pass runs."""
+
+    now: datetime
+    dry_run: bool = False
+    page_limit: int = 1000
+    candidate_lookback: timedelta = timedelta(days=30)
+    lease_ttl: timedelta = timedelta(minutes=10)
+    holder: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    )
+
+
+ActionListener = Callable[[str, Ticket, BaseAction, ActionResult | None], None]
+
+
+# --- The pass ---------------------------------------------------------------------------------
+
+
+class DeskSync:
+    """One pass of the sync job over one desk."""
+
+    def __init__(
+        self,
+        connector: Connector,
+        engine: Engine,
+        store: Store,
+        options: SyncOptions,
+        *,
+        on_action: ActionListener | None = None,
+        on_progress: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.connector = connector
+        self.engine = engine
+        self.store = store
+        self.options = options
+        self.desk = connector.config.name
+        self.report = DeskReport(desk=self.desk)
+        self.on_action = on_action
+        self.on_progress = on_progress
+        self.roster = Roster()
+
+    async def run(self) -> DeskReport:
+        """Take the lease, catch up on changes, fire due timers, release the lease."""
+        if not self.options.dry_run and not self._take_lease():
+            holder = self.store.lease_holder(self.desk, self.options.now)
+            self.report.skipped = f"desk {self.desk} is being synced by {holder}; skipped"
+            return self.report
+        try:
+            if self.connector.supports(Capability.ROSTER):
+                self.roster = await self.connector.roster()
+            await self._catch_up()
+            await self._timers()
+        finally:
+            if not self.options.dry_run:
+                self.store.release_lease(self.desk, self.options.holder)
+            stats = self.connector.http_stats()
+            self.report.api_calls = stats.requests
+            self.report.rate_limited = stats.rate_limited
+        return self.report
+
+    def _take_lease(self) -> bool:
+        """Take the desk's lease; a lease left by a dead process on this machine (a killed
+        run) is taken over at once instead of waiting for it to expire."""
+        now, ttl, me = self.options.now, self.options.lease_ttl, self.options.holder
+        if self.store.acquire_lease(self.desk, me, ttl, now):
+            return True
+        holder = self.store.lease_holder(self.desk, now)
+        if holder is not None and holder_is_dead(holder):
+            log.warning(
+                "%s: taking over the lease of %s, which is no longer running", self.desk, holder
+            )
+            self.store.release_lease(self.desk, holder)
+            return self.store.acquire_lease(self.desk, me, ttl, now)
+        return False
+
+    async def _catch_up(self) -> None:
+        cursor = self.store.cursor(self.desk)
+        since = None if cursor else self.options.now - self.options.candidate_lookback
+        for _ in range(self.options.page_limit):
+            page = await self.connector.changes(cursor, since=since)
+            for ticket in page.tickets:
+                self.report.tickets_read += 1
+                await self._process(ticket)
+                if self.on_progress:
+                    self.on_progress(self.desk, self.report.tickets_read)
+            cursor = page.cursor
+            self.report.cursor = cursor
+            if not self.options.dry_run:
+                with self.store.transaction() as tx:
+                    self.store.save_cursor(tx, self.desk, cursor)
+                self.store.acquire_lease(
+                    self.desk, self.options.holder, self.options.lease_ttl, self.options.now
+                )
+            if not page.has_more:
+                return
+
+    async def _process(self, listed: Ticket) -> None:
+        """Turn one changed ticket into events and carry them out; failures are reported."""
+        try:
+            state = self.store.state(self.desk, listed.id)
+            ticket = listed if listed.comments else await self.connector.read_ticket(listed.id)
+            events = events_for(ticket, state)
+            self.report.events += len(events)
+            for event in events:
+                ticket, state = await self._evaluate(event, ticket, state)
+            if state is None:  # a done ticket never seen: remember its facts for the timers
+                seen = Event(id=f"seen:{ticket.id}", kind=EventKind.STALE, at=ticket.updated_at)
+                ticket, state = await self._evaluate(seen, ticket, None, fire=False)
+            self._save(ticket, state)
+        except HelpdeskError as exc:
+            self.report.failures.append(f"{listed.id}: {exc}")
+            log.warning("%s ticket %s failed: %s", self.desk, listed.id, exc)
+
+    async def _timers(self) -> None:
+        now = self.options.now
+        for ticket_id in self.store.due(self.desk, now):
+            await self._stale(ticket_id, self.store.state(self.desk, ticket_id))
+        if not self.connector.supports(Capability.CANDIDATES):
+            return
+        query = CandidateQuery(
+            statuses=frozenset({Status.WAITING_ON_CUSTOMER, Status.RESOLVED}),
+            updated_after=now - self.options.candidate_lookback,
+            updated_before=now,
+        )
+        found = [t async for t in self.connector.candidates(query)]
+        unknown = set(t.id for t in found) - self.store.known(self.desk, (t.id for t in found))
+        for ticket in found:
+            if ticket.id in unknown:
+                await self._stale(ticket.id, None)
+
+    async def _stale(self, ticket_id: str, state: TicketState | None) -> None:
+        try:
+            ticket = await self.connector.read_ticket(ticket_id)
+            # a ticket seen for the first time is observed as of its last update, so its
+            # waiting time counts from then (HOURS-1, CLOSE-3)
+            at = self.options.now if state is not None else ticket.updated_at
+            due = state.next_due.isoformat() if state and state.next_due else "first"
+            event = Event(id=f"stale:{ticket_id}:{due}", kind=EventKind.STALE, at=at)
+            self.report.timers += 1
+            ticket, new_state = await self._evaluate(event, ticket, state)
+            self._save(ticket, new_state)
+        except HelpdeskError as exc:
+            self.report.failures.append(f"{ticket_id}: {exc}")
+            log.warning("%s ticket %s failed: %s", self.desk, ticket_id, exc)
+
+    async def _evaluate(
+        self, event: Event, ticket: Ticket, state: TicketState | None, *, fire: bool = True
+    ) -> tuple[Ticket, TicketState]:
+        """Evaluate one event and carry its actions out; on a concurrent agent edit re-read the
+        ticket and evaluate again rather than overwrite."""
+        for _ in range(MAX_CONFLICT_RETRIES):
+            evaluation = self.engine.evaluate(
+                event, ticket, state, self.options.now, roster=self.roster
+            )
+            if not fire:
+                return evaluation.projected, evaluation.state
+            try:
+                await self._carry_out(ticket, evaluation)
+            except ConflictError:
+                ticket = await self.connector.read_ticket(ticket.id)
+                continue
+            return evaluation.projected, evaluation.state
+        raise ConflictError(
+            self.desk,
+            f"ticket {ticket.id} kept changing while ticketwarden updated it; retried next run",
+        )
+
+    async def _carry_out(self, ticket: Ticket, evaluation: Evaluation) -> None:
+        actions = list(evaluation.actions)
+        for action in actions:
+            self.report.actions_by_rule[action.rule_id] += 1
+        if self.options.dry_run:
+            for action in actions:
+                self.report.planned.append(
+                    f"{self.desk} {ticket.number}: {action.rule_id} {action.describe()} — "
+                    f"{action.reason}"
+                )
+                if self.on_action:
+                    self.on_action(self.desk, ticket, action, None)
+            return
+        todo = await self._not_yet_applied(ticket, actions)
+        if not todo:
+            return
+        with self.store.transaction() as tx:
+            self.store.mark_pending(tx, self.desk, ticket.id, todo, self.options.now)
+        results = await self.connector.apply(ticket, todo)
+        with self.store.transaction() as tx:
+            self.store.record_results(
+                tx, self.desk, ticket.id, list(zip(todo, results, strict=True)), self.options.now
+            )
+        for action, result in zip(todo, results, strict=True):
+            self.report.outcomes[result.outcome] += 1
+            if result.outcome == Outcome.FAILED:
+                self.report.failures.append(f"{ticket.id}: {action.kind} failed: {result.detail}")
+            if self.on_action:
+                self.on_action(self.desk, ticket, action, result)
+
+    async def _not_yet_applied(
+        self, ticket: Ticket, actions: Sequence[BaseAction]
+    ) -> list[BaseAction]:
+        ledger = self.store.ledger(a.key for a in actions)
+        todo: list[BaseAction] = []
+        fresh: Ticket | None = None
+        landed: list[tuple[BaseAction, ActionResult]] = []
+        for action in actions:
+            entry = ledger.get(action.key)
+            if entry is not None and entry.status != "pending":
+                continue  # applied (or settled) before: never twice
+            if entry is not None:
+                fresh = fresh or await self.connector.read_ticket(ticket.id)
+                if await self.connector.already_applied(fresh, action):
+                    landed.append(
+                        (
+                            action,
+                            ActionResult(
+                                key=action.key,
+                                kind=action.kind,
+                                outcome=Outcome.APPLIED,
+                                detail="found applied after an interrupted run",
+                            ),
+                        )
+                    )
+                    continue
+            todo.append(action)
+        if landed:
+            with self.store.transaction() as tx:
+                self.store.record_results(tx, self.desk, ticket.id, landed, self.options.now)
+        return todo
+
+    def _save(self, ticket: Ticket, state: TicketState | None) -> None:
+        if state is None or self.options.dry_run:
+            return
+        with self.store.transaction() as tx:
+            self.store.save_state(tx, self.desk, ticket.id, remember_seen(state, ticket))
+
+
+def holder_is_dead(holder: str) -> bool:
+    """Whether a lease holder ``host:pid:nonce`` is a process of this machine that has ended."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def log_action_line(
+    desk: str, ticket: Ticket, action: BaseAction, result: ActionResult | None
+) -> str:
+    """One structured log line per action (for non-terminal output)."""
+    return json.dumps(
+        {
+            "at": datetime.now(UTC).isoformat(),
+            "desk": desk,
+            "ticket": ticket.number,
+            "rule": action.rule_id,
+            "action": action.kind,
+            "outcome": result.outcome.value if result else "planned",
+            "reason": action.reason,
+        },
+        ensure_ascii=False,
+    )
+
+
+def counts(reports: Iterable[DeskReport]) -> dict[str, int]:
+    """Totals over several desks, for the closing summary."""
+    total: Counter[str] = Counter()
+    for report in reports:
+        total["tickets"] += report.tickets_read
+        total["actions"] += sum(report.actions_by_rule.values())
+        total["failures"] += len(report.failures)
+        total["api_calls"] += report.api_calls
+        total["rate_limited"] += report.rate_limited
+    return dict(total)
