@@ -108,7 +108,8 @@ def test_two_syncs_at_once_on_postgresql_apply_every_action_once(tmp_path: Path)
             env = environment(tmp_path, write_config(tmp_path, racing.url))
             env["TICKETWARDEN_DATABASE_URL"] = race_db
             for as_of in AS_OF:
-                assert sync(ref_env, as_of).returncode == 0
+                assert sync(ref_env, as_of, emulator=reference).returncode == 0
+                racing.set_clock(as_of)
                 both = [
                     subprocess.Popen(
                         [sys.executable, "-m", "ticketwarden", "sync", "--as-of", as_of],

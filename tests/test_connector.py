@@ -167,3 +167,9 @@ def test_a_delivery_is_a_replay_only_once_it_was_accepted() -> None:
     guard.remember("d2", NOW)
     with pytest.raises(WebhookRejected, match="replayed"):
         guard.check("d2", NOW)
+
+
+def test_a_bare_helpdesk_domain_means_https() -> None:
+    assert desk(base_url="acme.freshdesk.com").base_url == "https://acme.freshdesk.com"
+    with pytest.raises(ValidationError, match="is not an http"):
+        desk(base_url="acme")

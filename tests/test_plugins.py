@@ -22,6 +22,7 @@ from .conftest import MONDAY
 
 BUILT_IN = {
     "zendesk",
+    "freshdesk",
     "closure",
     "contacts",
     "continuity",

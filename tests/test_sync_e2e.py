@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +23,10 @@ import tomli_w
 from ticketwarden.plugins.zendesk import fixtures
 from ticketwarden.plugins.zendesk.connector import ZendeskConnector
 
-# The emulator stamps changes with the real clock, so the simulated steps lie ahead of it.
-_BASE = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
-AS_OF = [
-    (_BASE + step).isoformat() for step in (timedelta(0), timedelta(days=2), timedelta(days=8))
-]
+# Simulated days: the emulator's clock is moved to each step before `sync --as-of` runs, so the
+# helpdesk stamps changes with the time the engine evaluates at. Steps sit an hour past the
+# policy's 2- and 7-day marks, so seconds of real time between requests cannot tip a timer.
+AS_OF = ["2026-11-24T10:00:00+00:00", "2026-11-26T11:00:00+00:00", "2026-12-02T11:00:00+00:00"]
 AUTH = (f"{fixtures.AGENT_EMAIL}/token", fixtures.API_TOKEN)
 
 
@@ -57,6 +55,7 @@ class Emulator:
                 str(seed),
                 "--tickets",
                 str(tickets),
+                "--control",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -70,6 +69,11 @@ class Emulator:
             except httpx.TransportError:
                 time.sleep(0.05)
         raise RuntimeError("the emulator did not start")
+
+    def set_clock(self, at: str) -> None:
+        """Move the emulator to the simulated time the sync job evaluates at."""
+        response = httpx.post(f"{self.url}/_emulator/clock", json={"at": at}, timeout=5)
+        response.raise_for_status()
 
     def state(self) -> dict[str, Any]:
         """Every ticket's status, priority, tags and ticketwarden's comments."""
@@ -117,7 +121,11 @@ def environment(directory: Path, config: Path) -> dict[str, str]:
     return env
 
 
-def sync(env: dict[str, str], as_of: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def sync(
+    env: dict[str, str], as_of: str, *extra: str, emulator: Emulator | None = None
+) -> subprocess.CompletedProcess[str]:
+    if emulator is not None:
+        emulator.set_clock(as_of)
     return subprocess.run(
         [sys.executable, "-m", "ticketwarden", "sync", "--as-of", as_of, *extra],
         env=env,
@@ -201,9 +209,10 @@ def test_killed_at_random_points_the_rerun_ends_in_the_same_state(tmp_path: Path
         ref_env = environment(tmp_path / "ref", write_config(tmp_path / "ref", reference.url))
         env = environment(tmp_path / "kill", write_config(tmp_path / "kill", victim.url))
         for as_of in AS_OF:
-            assert sync(ref_env, as_of).returncode == 0
+            assert sync(ref_env, as_of, emulator=reference).returncode == 0
         rng = random.Random(20261126)
         for as_of in AS_OF:
+            victim.set_clock(as_of)
             for _ in range(3):
                 process = subprocess.Popen(
                     [sys.executable, "-m", "ticketwarden", "sync", "--as-of", as_of],

@@ -246,6 +246,10 @@ def emulate_command(
     rate_limit: Annotated[
         int | None, typer.Option(help="requests a minute before 429s (default: none)")
     ] = None,
+    control: Annotated[
+        bool,
+        typer.Option(help="serve POST /_emulator/clock to move the emulator's clock (tests)"),
+    ] = False,
 ) -> None:
     """Serve a connector's helpdesk emulator with seeded tickets on 127.0.0.1:PORT."""
     from ticketwarden.testing.samples import sample_tickets
@@ -257,7 +261,12 @@ def emulate_command(
     emulator_class = connectors[name].emulator()
     if emulator_class is None:
         raise _fail(f"connector {name!r} ships no emulator")
-    emulator = emulator_class(seed=seed, rate_limit=rate_limit, base_url=f"http://127.0.0.1:{port}")
+    from ticketwarden.testing.emulator import RealClock, SettableClock
+
+    clock = SettableClock() if control else RealClock()
+    emulator = emulator_class(
+        clock=clock, seed=seed, rate_limit=rate_limit, base_url=f"http://127.0.0.1:{port}"
+    )
     for ticket in sample_tickets(seed, tickets):
         emulator.add_ticket(ticket)
     out.print(

@@ -164,6 +164,8 @@ class DeskConfig(_Config):
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str) -> str:
+        if "://" not in value and "." in value.split("/")[0]:
+            value = f"https://{value}"  # a bare domain: acme.freshdesk.com
         url = httpx.URL(value)
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError(f"{value!r} is not an http(s) URL")
@@ -494,8 +496,9 @@ class Connector(abc.ABC):
         look the marker up, so a run killed mid-request never duplicates anything.
         """
         if isinstance(action, AddComment):
+            wanted = " ".join(action.body.split())
             return any(
-                c.body.strip() == action.body.strip()
+                " ".join(c.body.split()) == wanted
                 and c.public == action.public
                 and c.author_role != AuthorRole.CUSTOMER
                 for c in ticket.comments

@@ -144,6 +144,10 @@ def observe(state: TicketState, ticket: Ticket, at: datetime) -> TicketState:
     the pause (HOURS-1); resolution and closing times are remembered; replies are taken from the
     ticket's public comments (ticketwarden's own comments are ``system`` and count as no reply).
     """
+    if state.status is None:
+        # First sight of a ticket: its status has held since its last update at the latest,
+        # whatever occasion brought it here (a catch-up after a crash, a candidate search).
+        at = min(at, ticket.updated_at)
     waiting_since = state.waiting_since
     pauses = state.pauses
     if ticket.status == Status.WAITING_ON_CUSTOMER:

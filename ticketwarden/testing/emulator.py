@@ -42,6 +42,9 @@ from starlette.types import Receive, Scope, Send
 
 from ticketwarden.core.model import EventKind, Ticket
 
+CONTROL_CLOCK = "/_emulator/clock"
+"""The emulator-control route that moves a :class:`SettableClock`."""
+
 
 class Clock(Protocol):
     """What an emulator and a client need of time."""
@@ -62,6 +65,26 @@ class RealClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+class SettableClock(RealClock):
+    """The machine's clocks, except that the wall clock can be moved (forward or back).
+
+    ``ticketwarden emulate --control`` serves with it, so an end-to-end test that runs
+    ``ticketwarden sync --as-of T`` against an emulator in another process can first move the
+    emulator to T (``POST /_emulator/clock {"at": "…"}``): the helpdesk then stamps its changes
+    with the same simulated time the engine evaluates at.
+    """
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def set(self, at: datetime) -> None:
+        """Make the wall clock read ``at`` now (and advance in real time from there)."""
+        self.offset = at.timestamp() - time.time()
 
 
 class FakeClock:
@@ -297,6 +320,9 @@ class Emulator(abc.ABC):
             body += message.get("body", b"")
             more = message.get("more_body", False)
         request = Request(scope)
+        if request.url.path == CONTROL_CLOCK and isinstance(self.clock, SettableClock):
+            await self._control_clock(request, body)(scope, receive, send)
+            return
         entry = LoggedRequest(
             at=self.clock.monotonic(),
             method=request.method,
@@ -367,6 +393,21 @@ class Emulator(abc.ABC):
             entry.fault = "malformed"
             content = b'{"ticket": {"id": 1, "subject": "trunc'
         return Response(content, status_code=captured["status"], headers=out_headers)
+
+    def _control_clock(self, request: Request, body: bytes) -> Response:
+        """``POST /_emulator/clock {"at": ISO}`` moves a settable clock (emulator control only;
+        not part of any vendor's API, and only served by ``ticketwarden emulate --control``)."""
+        assert isinstance(self.clock, SettableClock)
+        if request.method != "POST":
+            return self.json({"at": datetime.fromtimestamp(self.clock.time(), UTC).isoformat()})
+        try:
+            at = datetime.fromisoformat(json.loads(body)["at"])
+        except (ValueError, KeyError, TypeError) as exc:
+            return self.json({"error": f'send {{"at": ISO time}}: {exc}'}, 400)
+        if at.tzinfo is None:
+            return self.json({"error": "the time needs a zone"}, 400)
+        self.clock.set(at)
+        return self.json({"at": at.isoformat()})
 
     def _seconds_to_reset(self) -> int:
         now = self.clock.monotonic()
