@@ -370,6 +370,10 @@ class Connector(abc.ABC):
     name: ClassVar[str]
     capabilities: ClassVar[frozenset[str]]
     Options: ClassVar[type[BaseModel]] = NoOptions
+    changes_are_complete: ClassVar[bool] = True
+    """Whether :meth:`changes` returns whole tickets (comments included). A helpdesk whose
+    change feed carries no comments (Zendesk's incremental export) sets it false, and the sync
+    job reads each changed ticket."""
 
     def __init__(
         self,

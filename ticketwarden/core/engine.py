@@ -118,13 +118,17 @@ class Explanation:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """The engine's answer for one event: what to do, what to remember, and why."""
+    """The engine's answer for one event: what to do, what to remember, and why.
+
+    ``state`` is the state once the actions are applied; ``before`` the facts as observed
+    before any rule ran (what a store keeps while the actions are still in flight)."""
 
     event: Event
     ticket: Ticket
     actions: tuple[BaseAction, ...]
     state: TicketState
     projected: Ticket
+    before: TicketState
     explanation: Explanation
     memory_updates: dict[str, JsonValue] = field(default_factory=dict)
 
@@ -145,9 +149,9 @@ def observe(state: TicketState, ticket: Ticket, at: datetime) -> TicketState:
     ticket's public comments (ticketwarden's own comments are ``system`` and count as no reply).
     """
     if state.status is None:
-        # First sight of a ticket: its status has held since its last update at the latest,
-        # whatever occasion brought it here (a catch-up after a crash, a candidate search).
-        at = min(at, ticket.updated_at)
+        # First sight of a ticket: its status holds since its last update, whatever occasion
+        # brought it here (a catch-up after a crash, a candidate search, an old ticket).
+        at = ticket.updated_at
     waiting_since = state.waiting_since
     pauses = state.pauses
     if ticket.status == Status.WAITING_ON_CUSTOMER:
@@ -469,9 +473,25 @@ class Engine:
             actions=tuple(actions),
             state=after,
             projected=projected,
+            before=before,
             explanation=explanation,
             memory_updates=memory,
         )
+
+    def track(
+        self,
+        ticket: Ticket,
+        state: TicketState | None,
+        now: datetime,
+        *,
+        roster: Roster | None = None,
+    ) -> TicketState:
+        """The ticket's facts and next due time, with no rule firing: for a ticket seen for
+        the first time already resolved or closed, whose timers (CLOSE-5) still run."""
+        after = observe(state or TicketState(), ticket, now)
+        ctx = self.context(after, now, roster=roster, desk=ticket.desk)
+        upcoming = self.plugins.next_due(ticket, ctx)
+        return after.model_copy(update={"next_due": upcoming[0].at if upcoming else None})
 
     def roster_changed(
         self,

@@ -319,14 +319,24 @@ class DeskSync:
         """Turn one changed ticket into events and carry them out; failures are reported."""
         try:
             state = self.store.state(self.desk, listed.id)
-            ticket = listed if listed.comments else await self.connector.read_ticket(listed.id)
+            ticket = listed
+            if not self.connector.changes_are_complete:
+                ticket = await self.connector.read_ticket(listed.id)
             events = events_for(ticket, state)
             self.report.events += len(events)
             for event in events:
                 ticket, state = await self._evaluate(event, ticket, state)
             if state is None:  # a done ticket never seen: remember its facts for the timers
-                seen = Event(id=f"seen:{ticket.id}", kind=EventKind.STALE, at=ticket.updated_at)
-                ticket, state = await self._evaluate(seen, ticket, None, fire=False)
+                state = self.engine.track(ticket, None, self.options.now, roster=self.roster)
+            elif state.next_due is not None and state.next_due <= self.options.now:
+                # a timer already due: fire it on the ticket in hand instead of reading it again
+                event = Event(
+                    id=f"stale:{ticket.id}:{state.next_due.isoformat()}",
+                    kind=EventKind.STALE,
+                    at=self.options.now,
+                )
+                self.report.timers += 1
+                ticket, state = await self._evaluate(event, ticket, state)
             self._save(ticket, state)
         except HelpdeskError as exc:
             self.report.failures.append(f"{listed.id}: {exc}")
@@ -334,8 +344,14 @@ class DeskSync:
 
     async def _timers(self) -> None:
         now = self.options.now
-        for ticket_id in self.store.due(self.desk, now):
-            await self._stale(ticket_id, self.store.state(self.desk, ticket_id))
+        done: set[str] = set()
+        while True:  # every due timer, in batches; a ticket fires at most once per pass
+            batch = [t for t in self.store.due(self.desk, now) if t not in done]
+            if not batch:
+                break
+            for ticket_id in batch:
+                done.add(ticket_id)
+                await self._stale(ticket_id, self.store.state(self.desk, ticket_id))
         if not self.connector.supports(Capability.CANDIDATES):
             return
         query = CandidateQuery(
@@ -343,10 +359,9 @@ class DeskSync:
             updated_after=now - self.options.candidate_lookback,
             updated_before=now,
         )
-        found = [t async for t in self.connector.candidates(query)]
-        unknown = set(t.id for t in found) - self.store.known(self.desk, (t.id for t in found))
-        for ticket in found:
-            if ticket.id in unknown:
+        async for ticket in self.connector.candidates(query):  # streamed: flat memory
+            if ticket.id not in done and not self.store.known(self.desk, [ticket.id]):
+                done.add(ticket.id)
                 await self._stale(ticket.id, None)
 
     async def _stale(self, ticket_id: str, state: TicketState | None) -> None:
@@ -365,7 +380,7 @@ class DeskSync:
             log.warning("%s ticket %s failed: %s", self.desk, ticket_id, exc)
 
     async def _evaluate(
-        self, event: Event, ticket: Ticket, state: TicketState | None, *, fire: bool = True
+        self, event: Event, ticket: Ticket, state: TicketState | None
     ) -> tuple[Ticket, TicketState]:
         """Evaluate one event and carry its actions out; on a concurrent agent edit re-read the
         ticket and evaluate again rather than overwrite."""
@@ -373,8 +388,6 @@ class DeskSync:
             evaluation = self.engine.evaluate(
                 event, ticket, state, self.options.now, roster=self.roster
             )
-            if not fire:
-                return evaluation.projected, evaluation.state
             try:
                 await self._carry_out(ticket, evaluation)
             except ConflictError:
@@ -402,8 +415,14 @@ class DeskSync:
         todo = await self._not_yet_applied(ticket, actions)
         if not todo:
             return
+        first_sight = self.store.state(self.desk, ticket.id) is None
         with self.store.transaction() as tx:
             self.store.mark_pending(tx, self.desk, ticket.id, todo, self.options.now)
+            if first_sight:
+                # Keep the facts as they were before our writes: if the run dies now, the
+                # desk's timestamps will show our writes, not when the ticket began waiting.
+                before = evaluation.before.model_copy(update={"created_seen": False})
+                self.store.save_state(tx, self.desk, ticket.id, before)
         results = await self.connector.apply(ticket, todo)
         with self.store.transaction() as tx:
             self.store.record_results(

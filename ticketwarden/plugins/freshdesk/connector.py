@@ -445,6 +445,7 @@ class FreshdeskConnector(Connector):
     :meth:`base_url_for`; a trailing ``/api/v2`` is dropped) or an emulator's.
     """
 
+    changes_are_complete: ClassVar[bool] = False  # the ticket list has no conversations
     name: ClassVar[str] = "freshdesk"
     capabilities: ClassVar[frozenset[str]] = frozenset(
         {

@@ -375,6 +375,7 @@ class ZendeskConnector(Connector):
     :meth:`base_url_for`) or an emulator's.
     """
 
+    changes_are_complete: ClassVar[bool] = False  # the export carries no comments
     name: ClassVar[str] = "zendesk"
     capabilities: ClassVar[frozenset[str]] = frozenset(
         {
