@@ -161,9 +161,19 @@ def test_waiting_on_the_customer_is_a_pause_of_the_clocks(make_ticket: Any) -> N
     state = observe(TicketState(), waiting, MONDAY)
     assert state.waiting_since == MONDAY and state.pauses[-1].end is None
     later = MONDAY + timedelta(hours=5)
-    state = observe(state, make_ticket(status=Status.OPEN), later)
+    state = observe(state, make_ticket(status=Status.OPEN, updated_at=later), later)
     assert state.waiting_since is None
     assert (state.pauses[-1].start, state.pauses[-1].end) == (MONDAY, later)
+
+
+def test_a_status_change_dates_from_the_tickets_last_update(make_ticket: Any) -> None:
+    """However late the change is noticed (a catch-up, a re-run after a crash), the wait
+    starts when the desk changed the ticket."""
+    changed = MONDAY + timedelta(hours=2)
+    noticed = MONDAY + timedelta(days=3)
+    waiting = make_ticket(status=Status.WAITING_ON_CUSTOMER, updated_at=changed)
+    state = observe(TicketState(status=Status.OPEN), waiting, noticed)
+    assert state.waiting_since == changed
 
 
 def test_replies_are_facts_but_ticketwardens_own_comments_are_not(make_ticket: Any) -> None:

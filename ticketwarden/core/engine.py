@@ -4,12 +4,14 @@ Pure and synchronous. It keeps the ticket's facts in the policy state up to date
 lifecycle hook the event asks for, and turns what the rules returned into one consistent list:
 
 1. every action gets a deterministic idempotency ``key`` (desk, ticket, rule, effect, occasion);
-2. actions that would change nothing on the ticket are dropped (their ``remember`` still counts);
-3. identical effects asked by several rules are kept once;
-4. an action is dropped when the evaluation also asks for a kind in its ``unless``
+2. identical effects asked by several rules are kept once;
+3. an action is dropped when the evaluation also asks for a kind in its ``unless``
    (no reminder for a ticket the same evaluation resolves);
-5. conflicts are settled: closing beats resolving beats any other status change; the most urgent
-   priority wins; for other single-valued changes the first rule in rule-id order wins.
+4. conflicts are settled: closing beats resolving beats any other status change; the most urgent
+   priority wins; for other single-valued changes the first rule in rule-id order wins;
+5. actions that would change nothing on the ticket are dropped last (their ``remember`` still
+   counts) — until then they count as asked for, so a re-evaluation after a crash settles
+   exactly as the first one did.
 
 The result carries the actions in a fixed application order, the new state to persist (facts
 projected as if the actions were applied, and the rules' ``remember`` of surviving actions), the
@@ -142,15 +144,17 @@ class Evaluation:
 
 
 def observe(state: TicketState, ticket: Ticket, at: datetime) -> TicketState:
-    """The state's facts brought up to date with the ticket as seen at ``at``.
+    """The state's facts brought up to date with the ticket as seen at ``at``; a status change
+    dates from the ticket's last update.
 
     Entering *waiting on customer* opens a pause of the response clocks and leaving it closes
     the pause (HOURS-1); resolution and closing times are remembered; replies are taken from the
     ticket's public comments (ticketwarden's own comments are ``system`` and count as no reply).
     """
-    if state.status is None:
-        # First sight of a ticket: its status holds since its last update, whatever occasion
-        # brought it here (a catch-up after a crash, a candidate search, an old ticket).
+    if ticket.status != state.status:
+        # A status reached since the state was kept dates from the ticket's last update,
+        # whatever occasion brings it here now (a webhook, a catch-up after a crash, a
+        # candidate search, an old ticket seen for the first time).
         at = ticket.updated_at
     waiting_since = state.waiting_since
     pauses = state.pauses
@@ -319,6 +323,10 @@ def merge(
 ) -> tuple[list[BaseAction], list[Dropped], dict[str, JsonValue]]:
     """Merge one evaluation's actions: see the module docstring for the steps.
 
+    An action that would change nothing still counts as *asked for* while ``unless`` and
+    conflicts are settled (a reminder is not sent when the same evaluation asks to resolve a
+    ticket that is already resolved); it is dropped only at the end.
+
     :returns: the surviving actions in application order, the dropped ones with reasons, and
         the memory to persist (from survivors, and from no-ops and duplicates whose intent the
         ticket already fulfils).
@@ -329,23 +337,18 @@ def merge(
     kept: list[BaseAction] = []
     seen: dict[tuple[Any, ...], BaseAction] = {}
     for action in ordered:
-        if _is_noop(action, ticket):
+        first = seen.get(action.effect)
+        repeats = first is not None and (
+            not isinstance(action, AddComment | CreateFollowUp)
+            or (isinstance(action, AddComment) and action.occasion == first.occasion)
+        )
+        if first is not None and repeats:
             memory.update(action.remember)
-            dropped.append(Dropped(action, "the ticket already is that way"))
-        elif action.effect in seen and not isinstance(action, AddComment | CreateFollowUp):
-            memory.update(action.remember)
-            dropped.append(Dropped(action, f"same effect as {seen[action.effect].rule_id}"))
-        elif (
-            isinstance(action, AddComment)
-            and action.effect in seen
-            and action.occasion == seen[action.effect].occasion
-        ):
-            memory.update(action.remember)
-            dropped.append(Dropped(action, f"same comment as {seen[action.effect].rule_id}"))
+            dropped.append(Dropped(action, f"same effect as {first.rule_id}"))
         else:
             seen.setdefault(action.effect, action)
             kept.append(action)
-    kinds = {str(a.kind) for a in kept}
+    kinds = {a.kind for a in kept}
     survivors: list[BaseAction] = []
     for action in kept:
         blocking = sorted(action.unless & kinds)
@@ -370,9 +373,15 @@ def merge(
                     dropped.append(
                         Dropped(action, f"conflicts with {winner.rule_id}: {winner.describe()}")
                     )
-    final = [a for a in survivors if id(a) not in losers]
-    for action in final:
+    final: list[BaseAction] = []
+    for action in survivors:
+        if id(action) in losers:
+            continue
         memory.update(action.remember)
+        if _is_noop(action, ticket):
+            dropped.append(Dropped(action, "the ticket already is that way"))
+        else:
+            final.append(action)
     final.sort(key=lambda a: (_ORDER[str(a.kind)], a.rule_id, a.key))
     return final, dropped, memory
 

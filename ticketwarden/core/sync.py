@@ -65,6 +65,8 @@ SEEN_FIELDS = "_sync:fields"
 """State memory: the mapped fields and tags as last seen, to detect field and tag changes."""
 
 MAX_CONFLICT_RETRIES = 3
+MAX_TIMERS_IN_HAND = 5
+"""Timers fired on a ticket just read before its state is saved (several may be due)."""
 
 
 # --- Events from differences ------------------------------------------------------------------
@@ -87,9 +89,11 @@ def events_for(ticket: Ticket, state: TicketState | None) -> list[Event]:
     derived from the ticket and what changed, so evaluating the same read twice asks for the
     same actions.
     """
+    if state is None and ticket.status.is_done:
+        return []
     if state is None or not state.created_seen:
-        if ticket.status.is_done:
-            return []
+        # (a state that is not yet created_seen was stored by a run that died while carrying
+        # out the creation's actions: they are evaluated again, whatever status they left)
         return [Event(id=f"created:{ticket.id}", kind=EventKind.CREATED, at=ticket.created_at)]
     events: list[Event] = []
     seen = set(_as_list(state.recall(SEEN_COMMENTS)))
@@ -328,15 +332,20 @@ class DeskSync:
                 ticket, state = await self._evaluate(event, ticket, state)
             if state is None:  # a done ticket never seen: remember its facts for the timers
                 state = self.engine.track(ticket, None, self.options.now, roster=self.roster)
-            elif state.next_due is not None and state.next_due <= self.options.now:
-                # a timer already due: fire it on the ticket in hand instead of reading it again
+            for _ in range(MAX_TIMERS_IN_HAND):
+                # timers already due fire on the ticket in hand instead of reading it again
+                due = state.next_due
+                if due is None or due > self.options.now:
+                    break
                 event = Event(
-                    id=f"stale:{ticket.id}:{state.next_due.isoformat()}",
+                    id=f"stale:{ticket.id}:{due.isoformat()}",
                     kind=EventKind.STALE,
                     at=self.options.now,
                 )
                 self.report.timers += 1
                 ticket, state = await self._evaluate(event, ticket, state)
+                if state.next_due == due:
+                    break
             self._save(ticket, state)
         except HelpdeskError as exc:
             self.report.failures.append(f"{listed.id}: {exc}")
