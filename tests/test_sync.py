@@ -250,3 +250,23 @@ def test_a_lease_left_by_a_dead_process_on_this_machine_is_taken_over(desk: Desk
     assert desk.store.acquire_lease("toy", dead, timedelta(minutes=10), START)
     report = desk.run(at=START + timedelta(minutes=5))
     assert report.skipped is None and report.tickets_read == 1
+
+
+def test_the_same_text_is_never_posted_twice_on_a_ticket(desk: Desk) -> None:
+    """Even when a comment's occasion shifts (a timer recomputed after a crash), the words
+    already on the ticket are recognised and not posted again."""
+    from ticketwarden.core.actions import AddComment
+    from ticketwarden.core.sync import _already_said
+
+    tid = desk.add(fields={})
+    desk.run(at=START + timedelta(minutes=5))
+    ticket = asyncio.run(_read(desk, tid))
+    hold = next(c for c in ticket.comments if "version number" in c.body)
+    again = AddComment(rule_id="INTAKE-2", reason="r", body=hold.body + "\n", key="other-key")
+    assert _already_said(ticket, again)
+    assert not _already_said(ticket, again.model_copy(update={"public": False}))
+
+
+async def _read(desk: Desk, tid: str) -> Ticket:
+    async with desk.connector() as connector:
+        return await connector.read_ticket(tid)

@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import JsonValue
 
-from ticketwarden.core.actions import BaseAction
+from ticketwarden.core.actions import AddComment, BaseAction
 from ticketwarden.core.connector import (
     ActionResult,
     CandidateQuery,
@@ -455,6 +455,21 @@ class DeskSync:
             entry = ledger.get(action.key)
             if entry is not None and entry.status != "pending":
                 continue  # applied (or settled) before: never twice
+            if isinstance(action, AddComment) and _already_said(ticket, action):
+                # ticketwarden never posts the same text twice on a ticket: a message whose
+                # occasion shifted across a crash recovery is recognised by its words
+                landed.append(
+                    (
+                        action,
+                        ActionResult(
+                            key=action.key,
+                            kind=action.kind,
+                            outcome=Outcome.UNCHANGED,
+                            detail="the same text is already on the ticket",
+                        ),
+                    )
+                )
+                continue
             if entry is not None:
                 fresh = fresh or await self.connector.read_ticket(ticket.id)
                 if await self.connector.already_applied(fresh, action):
@@ -481,6 +496,16 @@ class DeskSync:
             return
         with self.store.transaction() as tx:
             self.store.save_state(tx, self.desk, ticket.id, remember_seen(state, ticket))
+
+
+def _already_said(ticket: Ticket, action: AddComment) -> bool:
+    wanted = " ".join(action.body.split())
+    return any(
+        c.author_role != AuthorRole.CUSTOMER
+        and c.public == action.public
+        and " ".join(c.body.split()) == wanted
+        for c in ticket.comments
+    )
 
 
 def holder_is_dead(holder: str) -> bool:
