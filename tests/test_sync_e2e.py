@@ -232,3 +232,27 @@ def test_killed_at_random_points_the_rerun_ends_in_the_same_state(tmp_path: Path
     finally:
         reference.stop()
         victim.stop()
+
+
+def test_every_repeats_until_sigterm_and_finishes_cleanly(
+    setup: tuple[Emulator, dict[str, str]],
+) -> None:
+    emulator, env = setup
+    emulator.set_clock(AS_OF[0])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ticketwarden", "sync", "--every", "1s"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    summaries = 0
+    assert process.stdout is not None
+    while summaries < 2 and time.monotonic() < deadline:
+        line = process.stdout.readline()
+        summaries += line.startswith('{"summary"')
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=60)
+    assert summaries >= 2, "two passes ran"
+    assert process.returncode == 0
