@@ -1257,50 +1257,6 @@ class FreshdeskConnector(Connector):
 
     # Each apply_<kind> is apply() on one action (the contract's per-kind entry points).
 
-    async def apply_comment(self, ticket: Ticket, action: AddComment) -> ActionResult:
-        """A public reply (``/reply``) or a private note (``/notes``)."""
-        return (await self.apply(ticket, [action]))[0]
-
-    async def apply_set_status(self, ticket: Ticket, action: SetStatus) -> ActionResult:
-        """``status`` as Freshdesk's code (a custom one through the desk's ``statuses``)."""
-        return (await self.apply(ticket, [action]))[0]
-
-    async def apply_set_severity(self, ticket: Ticket, action: SetSeverity) -> ActionResult:
-        """The severity field: a drop-down's choice, the native priority or a tag."""
-        return (await self.apply(ticket, [action]))[0]
-
-    async def apply_set_priority(self, ticket: Ticket, action: SetPriority) -> ActionResult:
-        """``priority`` 1–4 through ``DeskConfig.priorities``."""
-        return (await self.apply(ticket, [action]))[0]
-
-    async def apply_add_tags(self, ticket: Ticket, action: AddTags) -> ActionResult:
-        """The re-read tags plus these."""
-        return (await self.apply(ticket, [action]))[0]
-
-    async def apply_remove_tags(self, ticket: Ticket, action: RemoveTags) -> ActionResult:
-        """The re-read tags minus these."""
-        return (await self.apply(ticket, [action]))[0]
-
-    async def apply_set_field(self, ticket: Ticket, action: SetField) -> ActionResult:
-        """A canonical field where its ``FieldSource`` says."""
-        return (await self.apply(ticket, [action]))[0]
-
-    async def apply_escalate(self, ticket: Ticket, action: Escalate) -> ActionResult:
-        """``group_id``/``responder_id`` of the configured escalation target."""
-        return (await self.apply(ticket, [action]))[0]
-
-    async def apply_resolve(self, ticket: Ticket, action: Resolve) -> ActionResult:
-        """Resolved + the reason in its field + the resolution tag."""
-        return (await self.apply(ticket, [action]))[0]
-
-    async def apply_close(self, ticket: Ticket, action: Close) -> ActionResult:
-        """Closed (status 5)."""
-        return (await self.apply(ticket, [action]))[0]
-
-    async def apply_create_follow_up(self, ticket: Ticket, action: CreateFollowUp) -> ActionResult:
-        """A new ticket linked to this one (``options.follow_up_field``)."""
-        return (await self.apply(ticket, [action]))[0]
-
     def _plan(self, update: _Update, ticket: Ticket, action: BaseAction) -> None:
         """Fold one field-changing action into ``update``; :class:`_Refused` if it cannot be."""
         if isinstance(action, SetStatus):

@@ -1077,51 +1077,6 @@ class ZendeskConnector(Connector):
 
     # Each apply_<kind> is apply() on one action (the contract's per-kind entry points).
 
-    async def apply_comment(self, ticket: Ticket, action: AddComment) -> ActionResult:
-        """A public reply or a private note (``comment.public``)."""
-        return (await self.apply(ticket, [action]))[0]
-
-    async def apply_set_status(self, ticket: Ticket, action: SetStatus) -> ActionResult:
-        """``status`` (waiting on customer = ``pending``, on hold = ``hold``); closed = solve
-        then close."""
-        return (await self.apply(ticket, [action]))[0]
-
-    async def apply_set_severity(self, ticket: Ticket, action: SetSeverity) -> ActionResult:
-        """The severity field: a drop-down's tag value, the native priority or a tag."""
-        return (await self.apply(ticket, [action]))[0]
-
-    async def apply_set_priority(self, ticket: Ticket, action: SetPriority) -> ActionResult:
-        """``priority`` through ``DeskConfig.priorities`` (default urgent/high/normal/low)."""
-        return (await self.apply(ticket, [action]))[0]
-
-    async def apply_add_tags(self, ticket: Ticket, action: AddTags) -> ActionResult:
-        """``additional_tags`` — never the replacing ``tags``."""
-        return (await self.apply(ticket, [action]))[0]
-
-    async def apply_remove_tags(self, ticket: Ticket, action: RemoveTags) -> ActionResult:
-        """``remove_tags`` — never the replacing ``tags``."""
-        return (await self.apply(ticket, [action]))[0]
-
-    async def apply_set_field(self, ticket: Ticket, action: SetField) -> ActionResult:
-        """A canonical field where its ``FieldSource`` says."""
-        return (await self.apply(ticket, [action]))[0]
-
-    async def apply_escalate(self, ticket: Ticket, action: Escalate) -> ActionResult:
-        """``group_id``/``assignee_id`` of the configured escalation target."""
-        return (await self.apply(ticket, [action]))[0]
-
-    async def apply_resolve(self, ticket: Ticket, action: Resolve) -> ActionResult:
-        """``solved`` + the reason in its field + the resolution tag."""
-        return (await self.apply(ticket, [action]))[0]
-
-    async def apply_close(self, ticket: Ticket, action: Close) -> ActionResult:
-        """``closed`` (solved first when it is not)."""
-        return (await self.apply(ticket, [action]))[0]
-
-    async def apply_create_follow_up(self, ticket: Ticket, action: CreateFollowUp) -> ActionResult:
-        """A new ticket linked to this one (``via_followup_source_id``)."""
-        return (await self.apply(ticket, [action]))[0]
-
     def _plan(self, update: _Update, ticket: Ticket, index: int, action: BaseAction) -> None:
         """Fold one field-changing action into ``update``; :class:`_Refused` if it cannot be."""
         if isinstance(action, SetStatus):
