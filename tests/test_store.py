@@ -115,7 +115,8 @@ def test_an_empty_database_without_auto_upgrade_asks_for_db_upgrade(db_url: str)
 def test_an_older_schema_is_refused_or_upgraded(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    Store(db_url).close()  # at 0001_initial
+    head = Store.HEAD_REVISION
+    Store(db_url).close()  # at the shipped head
     # a newer ticketwarden: the shipped migrations plus one
     scripts = tmp_path / "migrations"
     shutil.copytree(
@@ -129,23 +130,23 @@ def test_an_older_schema_is_refused_or_upgraded(
             import sqlalchemy as sa
             from alembic import op
 
-            revision = "0002_probe"
-            down_revision = "0001_initial"
+            revision = "9999_probe"
+            down_revision = "{head}"
 
             def upgrade():
                 op.create_table("probe", sa.Column("id", sa.Integer(), primary_key=True))
             """
-        )
+        ).format(head=head)
     )
     monkeypatch.setattr(store_module, "_script_location", lambda: str(scripts))
-    monkeypatch.setattr(Store, "HEAD_REVISION", "0002_probe")
+    monkeypatch.setattr(Store, "HEAD_REVISION", "9999_probe")
     with pytest.raises(StoreError, match="run `ticketwarden db upgrade`") as raised:
         Store(db_url, auto_upgrade=False)
-    assert "0001_initial" in str(raised.value)
-    assert "0002_probe" in str(raised.value)
+    assert head in str(raised.value)
+    assert "9999_probe" in str(raised.value)
     assert not isinstance(raised.value, SchemaTooNewError)
     with Store(db_url) as store:
-        assert store.revision() == "0002_probe"
+        assert store.revision() == "9999_probe"
         with store.transaction() as tx:
             assert tx.exec_driver_sql("SELECT count(*) FROM probe").scalar() == 0
 

@@ -270,3 +270,43 @@ def test_the_same_text_is_never_posted_twice_on_a_ticket(desk: Desk) -> None:
 async def _read(desk: Desk, tid: str) -> Ticket:
     async with desk.connector() as connector:
         return await connector.read_ticket(tid)
+
+
+def test_roster_changes_seen_by_sync_are_audited(db_url: str) -> None:
+    """AUTH-2: the roster read from the desk is compared with last pass's copy."""
+    from ticketwarden.plugins.zendesk.connector import ZendeskConnector
+    from ticketwarden.plugins.zendesk.emulator import ZendeskEmulator
+
+    clock = FakeClock(START)
+    emulator = ZendeskEmulator(clock=clock)
+    emulator.add_user("anna@acme.example", "Anna Berger", organization="Acme", authorized=True)
+    store = Store(db_url)
+    engine = Engine(load_plugins(allow=None, block=()), POLICY)
+
+    def run(at: datetime) -> Any:
+        config, secrets = ZendeskConnector.conformance_config(emulator.base_url)
+        runtime = Runtime(
+            transport=emulator.transport(),
+            clock=clock.monotonic,
+            sleep=clock.sleep,
+            wall_clock=clock.time,
+        )
+
+        async def go() -> Any:
+            async with ZendeskConnector(config, secrets, runtime) as connector:
+                return await DeskSync(connector, engine, store, SyncOptions(now=at)).run()
+
+        return asyncio.run(go())
+
+    run(START + timedelta(minutes=5))
+    assert [r for r in store.audit() if r.rule_id == "AUTH-2"] == []  # first copy only
+    emulator.add_user("ben@acme.example", "Ben Hofmann", organization="Acme", authorized=True)
+    clock.advance(3600)
+    report = run(START + timedelta(hours=1, minutes=5))
+    rows = [r for r in store.audit() if r.rule_id == "AUTH-2"]
+    assert len(rows) == 1 and "ben@acme.example added" in rows[0].detail, rows
+    assert report.actions_by_rule["AUTH-2"] == 1
+    run(START + timedelta(hours=1, minutes=10))
+    assert len([r for r in store.audit() if r.rule_id == "AUTH-2"]) == 1, "nothing new twice"
+    assert store.verify_audit() is None
+    store.close()

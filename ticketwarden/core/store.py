@@ -253,6 +253,13 @@ _chain = sa.Table(
     sa.Column("last_id", sa.BigInteger(), nullable=False),
     sa.Column("last_hash", sa.String(64), nullable=False),
 )
+_snapshot = sa.Table(
+    "desk_snapshot",
+    _meta,
+    sa.Column("desk", sa.String(), primary_key=True),
+    sa.Column("name", sa.String(), primary_key=True),
+    sa.Column("data", sa.Text(), nullable=False),
+)
 _lease = sa.Table(
     "desk_lease",
     _meta,
@@ -387,7 +394,7 @@ class Store:
     :raises StoreError: unsupported URL, unreachable database, or an old schema.
     """
 
-    HEAD_REVISION: ClassVar[str] = "0001_initial"
+    HEAD_REVISION: ClassVar[str] = "0002_desk_snapshot"
     """The newest migration this code knows (a test keeps it equal to the scripts' head)."""
 
     def __init__(self, url: str | None = None, *, auto_upgrade: bool = True) -> None:
@@ -502,6 +509,23 @@ class Store:
         """Move the desk's cursor (call it in the transaction that records the page's work)."""
         insert = self._insert(_cursor).values(desk=desk, cursor=cursor)
         tx.execute(insert.on_conflict_do_update(index_elements=["desk"], set_={"cursor": cursor}))
+
+    # -- desk snapshots ------------------------------------------------------------------------
+
+    def snapshot(self, desk: str, name: str) -> str | None:
+        """The last saved copy of desk-wide data (``roster``), as text; ``None`` before one."""
+        query = sa.select(_snapshot.c.data).where(
+            _snapshot.c.desk == desk, _snapshot.c.name == name
+        )
+        with self._engine.connect() as connection:
+            return connection.execute(query).scalar()
+
+    def save_snapshot(self, tx: Connection, desk: str, name: str, data: str) -> None:
+        """Replace the saved copy of desk-wide data."""
+        insert = self._insert(_snapshot).values(desk=desk, name=name, data=data)
+        tx.execute(
+            insert.on_conflict_do_update(index_elements=["desk", "name"], set_={"data": data})
+        )
 
     # -- ticket policy state -------------------------------------------------------------------
 

@@ -52,10 +52,12 @@ from ticketwarden.core.model import (
     Event,
     EventKind,
     Roster,
+    RosterChange,
     Status,
     Ticket,
+    diff_rosters,
 )
-from ticketwarden.core.store import Store
+from ticketwarden.core.store import AuditEntry, Store
 
 log = logging.getLogger("ticketwarden.sync")
 
@@ -273,6 +275,7 @@ class DeskSync:
         try:
             if self.connector.supports(Capability.ROSTER):
                 self.roster = await self.connector.roster()
+                self._audit_roster_changes()
             await self._catch_up()
             await self._timers()
         finally:
@@ -282,6 +285,42 @@ class DeskSync:
             self.report.api_calls = stats.requests
             self.report.rate_limited = stats.rate_limited
         return self.report
+
+    def _audit_roster_changes(self) -> None:
+        """AUTH-2: compare the roster with the copy seen last pass; audit every change."""
+        previous = self.store.snapshot(self.desk, "roster")
+        current = self.roster.model_dump_json()
+        if previous == current:
+            return
+        if previous is None:  # the first pass: nothing to compare with, only remember it
+            changes: tuple[RosterChange, ...] = ()
+        else:
+            changes = diff_rosters(Roster.model_validate_json(previous), self.roster)
+        records = self.engine.roster_changed(
+            changes, self.options.now, roster=self.roster, desk=self.desk
+        )
+        if self.options.dry_run:
+            self.report.planned += [f"{self.desk}: {r.rule_id} {r.describe()}" for r in records]
+            return
+        entries = [
+            AuditEntry(
+                at=self.options.now,
+                actor=getattr(r, "actor", "ticketwarden"),
+                desk=self.desk,
+                ticket_id="-",
+                rule_id=r.rule_id,
+                action=r.kind,
+                reason=r.reason,
+                outcome="recorded",
+                detail=getattr(r, "message", r.describe()),
+            )
+            for r in records
+        ]
+        with self.store.transaction() as tx:
+            self.store.append_audit(tx, entries)
+            self.store.save_snapshot(tx, self.desk, "roster", current)
+        for record in records:
+            self.report.actions_by_rule[record.rule_id] += 1
 
     def _take_lease(self) -> bool:
         """Take the desk's lease; a lease left by a dead process on this machine (a killed
