@@ -289,8 +289,16 @@ class Emulator(abc.ABC):
     def json(
         self, body: Any, status: int = 200, headers: Mapping[str, str] | None = None
     ) -> Response:
-        """A JSON response (subclasses' routes use it)."""
-        return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+        """A JSON response as helpdesk APIs send it (UTF-8 declared); routes use it."""
+        return JSONResponse(
+            body,
+            status_code=status,
+            headers={"content-type": "application/json; charset=utf-8", **(headers or {})},
+        )
+
+    def now(self) -> datetime:
+        """The emulator's wall clock to the second (helpdesks' timestamp precision)."""
+        return datetime.fromtimestamp(int(self.clock.time()), UTC)
 
     def _rate_headers(self) -> tuple[dict[str, str], bool]:
         if self.rate_limit is None:

@@ -93,7 +93,7 @@ from urllib.parse import parse_qs, urlencode
 import httpx
 from pydantic import SecretStr
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Scope
 
@@ -745,20 +745,7 @@ class FreshdeskEmulator(Emulator):
             headers["retry-after"] = str(reset)
         return headers, over
 
-    def json(
-        self, body: Any, status: int = 200, headers: Mapping[str, str] | None = None
-    ) -> Response:
-        return JSONResponse(
-            body,
-            status_code=status,
-            headers={"content-type": "application/json; charset=utf-8", **(headers or {})},
-        )
-
     # --- time and ids ---------------------------------------------------------------------------
-
-    def now(self) -> datetime:
-        """The emulator's wall clock, to the second (Freshdesk's timestamp precision)."""
-        return datetime.fromtimestamp(int(self.clock.time()), UTC)
 
     def _new_id(self) -> int:
         self._next_id += 1

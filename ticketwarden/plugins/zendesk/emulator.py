@@ -67,7 +67,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from ticketwarden.core.connector import hmac_sha256
@@ -516,20 +516,7 @@ class ZendeskEmulator(Emulator):
             "description": message,
         }
 
-    def json(
-        self, body: Any, status: int = 200, headers: Mapping[str, str] | None = None
-    ) -> Response:
-        return JSONResponse(
-            body,
-            status_code=status,
-            headers={"content-type": "application/json; charset=utf-8", **(headers or {})},
-        )
-
     # --- time and ids ---------------------------------------------------------------------------
-
-    def now(self) -> datetime:
-        """The emulator's wall clock, to the second (Zendesk's timestamp precision)."""
-        return datetime.fromtimestamp(int(self.clock.time()), UTC)
 
     def _event_id(self) -> int:
         self._next_event += 128
