@@ -310,3 +310,28 @@ def test_roster_changes_seen_by_sync_are_audited(db_url: str) -> None:
     assert len([r for r in store.audit() if r.rule_id == "AUTH-2"]) == 1, "nothing new twice"
     assert store.verify_audit() is None
     store.close()
+
+
+def test_own_pending_writes_raise_no_status_or_field_events() -> None:
+    """After a crash, a status or tag our own pending actions set is not taken for an agent's."""
+    from ticketwarden.core.context import TicketState
+    from ticketwarden.core.sync import SEEN_FIELDS
+
+    ticket = Ticket(
+        id="9",
+        number="#9",
+        requester=Contact(id="c"),
+        status=Status.WAITING_ON_CUSTOMER,
+        tags=frozenset({"intake-incomplete"}),
+        created_at=START,
+        updated_at=START,
+    )
+    state = TicketState(
+        created_seen=True, status=Status.OPEN, memory={SEEN_FIELDS: {"fields": {}, "tags": []}}
+    )
+    assert {e.change.kind for e in events_for(ticket, state) if e.change} == {
+        "status_change",
+        "field_change",
+    }
+    own = frozenset({"set_status", "add_tags", "comment"})
+    assert events_for(ticket, state, own_pending=own) == []

@@ -579,6 +579,15 @@ class Store:
                     entries[row["key"]] = LedgerEntry(**row)
         return entries
 
+    def pending_kinds(self, desk: str, ticket_id: str) -> set[str]:
+        """Action kinds still *pending* for a ticket: sent by a run that died before recording
+        their outcome."""
+        query = sa.select(_ledger.c.kind).where(
+            _ledger.c.desk == desk, _ledger.c.ticket_id == ticket_id, _ledger.c.status == "pending"
+        )
+        with self._engine.connect() as connection:
+            return set(connection.execute(query).scalars())
+
     def mark_pending(
         self,
         tx: Connection,

@@ -80,7 +80,13 @@ def _snapshot(ticket: Ticket) -> JsonValue:
     return {"fields": fields, "tags": tags}
 
 
-def events_for(ticket: Ticket, state: TicketState | None) -> list[Event]:
+STATUS_KINDS = frozenset({"set_status", "resolve", "close"})
+FIELD_KINDS = frozenset({"set_field", "set_severity", "set_priority", "add_tags", "remove_tags"})
+
+
+def events_for(
+    ticket: Ticket, state: TicketState | None, *, own_pending: frozenset[str] = frozenset()
+) -> list[Event]:
     """The events a freshly read ticket means, given what was stored about it.
 
     A ticket never seen is *created* — unless it is already resolved or closed, which a first
@@ -90,6 +96,10 @@ def events_for(ticket: Ticket, state: TicketState | None) -> list[Event]:
     became resolved), and a field change for severity, mapped fields or tags. Event ids are
     derived from the ticket and what changed, so evaluating the same read twice asks for the
     same actions.
+
+    ``own_pending`` names the action kinds a run that died left *pending* for this ticket:
+    status or field differences of those kinds are most likely ticketwarden's own landed writes,
+    not an agent's, and raise no event (the re-evaluation settles them through the ledger).
     """
     if state is None and ticket.status.is_done:
         return []
@@ -135,7 +145,8 @@ def events_for(ticket: Ticket, state: TicketState | None) -> list[Event]:
     if added or removed:
         changed.add("tags")
     stamp = ticket.updated_at.isoformat()
-    if state.status is not None and ticket.status != state.status:
+    own_status = bool(own_pending & STATUS_KINDS)
+    if state.status is not None and ticket.status != state.status and not own_status:
         events.append(
             Event(
                 id=f"status:{ticket.id}:{stamp}",
@@ -149,7 +160,7 @@ def events_for(ticket: Ticket, state: TicketState | None) -> list[Event]:
                 ),
             )
         )
-    if changed and known:
+    if changed and known and not own_pending & FIELD_KINDS:
         events.append(
             Event(
                 id=f"fields:{ticket.id}:{stamp}",
@@ -165,7 +176,7 @@ def events_for(ticket: Ticket, state: TicketState | None) -> list[Event]:
                 ),
             )
         )
-    if ticket.status == Status.RESOLVED and state.status != Status.RESOLVED:
+    if ticket.status == Status.RESOLVED and state.status != Status.RESOLVED and not own_status:
         events.append(
             Event(id=f"resolved:{ticket.id}:{stamp}", kind=EventKind.RESOLVED, at=ticket.updated_at)
         )
@@ -365,7 +376,10 @@ class DeskSync:
             ticket = listed
             if not self.connector.changes_are_complete:
                 ticket = await self.connector.read_ticket(listed.id)
-            events = events_for(ticket, state)
+            own = (
+                frozenset(self.store.pending_kinds(self.desk, ticket.id)) if state else frozenset()
+            )
+            events = events_for(ticket, state, own_pending=own)
             self.report.events += len(events)
             for event in events:
                 ticket, state = await self._evaluate(event, ticket, state)
