@@ -27,7 +27,12 @@ from rich.console import Console
 from rich.table import Table
 
 from ticketwarden import __version__
-from ticketwarden.core.policy import PolicyError, load_policy, policy_data
+from ticketwarden.core.policy import (
+    PolicyError,
+    load_policy,
+    organization_report,
+    policy_data,
+)
 from ticketwarden.core.registry import PluginError, Plugins, load_plugins
 from ticketwarden.core.scenario import (
     ScenarioError,
@@ -87,12 +92,22 @@ def _root(
 @policy_app.command("show")
 def policy_show(
     file: Annotated[Path | None, typer.Argument(help="policy file (default: built-in)")] = None,
+    org: Annotated[
+        str | None,
+        typer.Option(
+            "--org", help="the effective targets for this organization, naming each value's layer"
+        ),
+    ] = None,
 ) -> None:
-    """Print the effective policy as TOML: the built-in preset merged with FILE."""
+    """Print the effective policy as TOML: the built-in preset merged with FILE; with --org,
+    one organization's targets after its plan and its own overrides."""
     try:
         policy = load_policy(file)
     except PolicyError as exc:
         raise _fail(str(exc)) from None
+    if org is not None:
+        out.print(organization_report(policy, org), end="", markup=False)
+        return
     out.print(tomli_w.dumps(policy_data(policy)), end="", markup=False)
 
 
@@ -592,6 +607,8 @@ def explain_command(
                 f"{ticket.severity or '-'} (as of {now.isoformat()})",
                 markup=False,
             )
+            for line in engine.describe_targets(ticket, state):
+                out.print(line, markup=False)
             events = events_for(ticket, state) or [
                 Event(id=f"explain:{ticket_id}", kind=EventKind.STALE, at=now)
             ]

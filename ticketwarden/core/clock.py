@@ -62,7 +62,10 @@ __all__ = [
     "BusinessCalendar",
     "CalendarConfig",
     "Pause",
+    "RegionConfig",
     "Span",
+    "UnionCalendar",
+    "UnionCalendarConfig",
     "WeeklyCalendar",
     "due",
     "elapsed",
@@ -310,133 +313,32 @@ def _wall_offset(t: time) -> timedelta:
     return timedelta(hours=t.hour, minutes=t.minute, seconds=t.second, microseconds=t.microsecond)
 
 
-class WeeklyCalendar:
-    """Business hours as a weekly schedule in a time zone, minus holidays (HOURS-1).
+class _CachedCalendar:
+    """Open intervals cached per year as sorted UTC epoch microseconds with running totals.
 
-    :param timezone: an IANA zone name such as ``Europe/Berlin``; hours are local wall-clock
-        times there.
-    :param week: weekday (0 = Monday … 6 = Sunday) to open intervals ``(start, end)``, sorted or
-        not, not overlapping; an end of :data:`END_OF_DAY` means 24:00. Missing days are closed.
-    :param holiday_country: ISO country code for ``holidays.country_holidays`` (closed all day).
-    :param holiday_subdivision: its subdivision (state, province), if any.
-    :param closed_dates: further local dates closed all day.
-    :param day_length: what one ``d`` means (``1d`` = one business day); default: the longest
-        weekday's open time.
-    :param name: a short name for reports.
+    Subclasses say how one year block is built (:meth:`_build_year`) and where a year starts
+    (:meth:`_year_start`); this base finds the block of an instant and answers ``is_open``,
+    ``add`` and ``between`` with two binary searches, whatever the duration.
     """
 
-    def __init__(
-        self,
-        timezone: str,
-        week: Mapping[int, Sequence[tuple[time, time]]],
-        holiday_country: str | None = None,
-        holiday_subdivision: str | None = None,
-        closed_dates: Iterable[date] = (),
-        day_length: timedelta | None = None,
-        name: str = "business-hours",
-    ) -> None:
-        self._tz = _zone(timezone)
-        self._timezone = timezone
-        self._week = _normalize_week(week)
-        longest = max(
-            (sum((e - s for s, e in spans), _ZERO) for spans in self._week), default=_ZERO
-        )
-        if longest <= _ZERO:
-            raise ValueError("a weekly calendar needs open hours on at least one weekday")
-        if day_length is not None and day_length <= _ZERO:
-            raise ValueError(f"day_length must be positive, got {day_length}")
-        self._day_length = longest if day_length is None else day_length
-        if holiday_subdivision is not None and holiday_country is None:
-            raise ValueError("holiday_subdivision needs holiday_country")
-        if holiday_country is not None:
-            _check_holiday_region(holiday_country, holiday_subdivision)
-        self._holiday_country = holiday_country
-        self._holiday_subdivision = holiday_subdivision
-        self._closed_dates = frozenset(closed_dates)
-        self._name = name
+    _MIN_YEAR = 2
+    _MAX_YEAR = 9998
+
+    def __init__(self) -> None:
         self._years: dict[int, _Year] = {}
         self._last: _Year | None = None
 
-    @property
-    def name(self) -> str:
-        """The name given at construction."""
-        return self._name
-
-    @property
-    def day_length(self) -> timedelta:
-        """Open time that one ``d`` stands for."""
-        return self._day_length
-
-    @property
-    def timezone(self) -> str:
-        """The IANA zone the hours are given in."""
-        return self._timezone
-
-    def __repr__(self) -> str:
-        return f"WeeklyCalendar(name={self._name!r}, timezone={self._timezone!r})"
-
-    # -- the cache ----------------------------------------------------------------------------
-
-    def _boundary(self, day: date, wall: timedelta) -> int:
-        """The first instant at which the local wall clock reads ``day`` + ``wall`` or later."""
-        naive = datetime.combine(day, time()) + wall
-        first = naive.replace(tzinfo=self._tz)  # fold=0: the first of two occurrences
-        us = _to_us(first)
-        if _from_us(us).astimezone(self._tz).replace(tzinfo=None) == naive:
-            return us
-        # The wall time falls in a gap (clocks jump over it): find the instant of the jump,
-        # between the two readings of the time with the offsets before and after it.
-        other = _to_us(naive.replace(tzinfo=self._tz, fold=1))
-        lo, hi = min(us, other), max(us, other)  # wall(lo) < naive <= wall(hi)
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if _from_us(mid).astimezone(self._tz).replace(tzinfo=None) >= naive:
-                hi = mid
-            else:
-                lo = mid
-        return hi
-
-    def _closed(self, year: int) -> set[date]:
-        closed = {d for d in self._closed_dates if d.year == year}
-        if self._holiday_country is not None:
-            closed.update(
-                holidays.country_holidays(
-                    self._holiday_country, subdiv=self._holiday_subdivision, years=year
-                ).keys()
-            )
-        return closed
+    def _build_year(self, year: int) -> _Year:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def _year(self, year: int) -> _Year:
         block = self._years.get(year)
         if block is None:
+            if not self._MIN_YEAR <= year <= self._MAX_YEAR:
+                raise ValueError(f"year {year} is outside the range this calendar can compute")
             block = self._build_year(year)
             self._years[year] = block
         return block
-
-    def _build_year(self, year: int) -> _Year:
-        if not 1 < year < 9999:
-            raise ValueError(f"year {year} is outside the range this calendar can compute")
-        closed = self._closed(year)
-        bounds: list[int] = []
-        day = date(year, 1, 1)
-        while day.year == year:
-            if day not in closed:
-                for start, end in self._week[day.weekday()]:
-                    a = self._boundary(day, start)
-                    b = self._boundary(day, end)
-                    if b <= a:  # the whole interval fell into a DST gap
-                        continue
-                    if bounds and bounds[-1] >= a:
-                        bounds[-1] = max(bounds[-1], b)
-                    else:
-                        bounds += (a, b)
-            day += _ONE_DAY
-        cum = [0]
-        for i in range(0, len(bounds), 2):
-            cum.append(cum[-1] + bounds[i + 1] - bounds[i])
-        lo = self._boundary(date(year, 1, 1), _ZERO)
-        hi = self._boundary(date(year + 1, 1, 1), _ZERO)
-        return _Year(year=year, lo=lo, hi=hi, bounds=bounds, cum=cum)
 
     def _block(self, x: int) -> _Year:
         """The year block whose ``[lo, hi)`` holds instant ``x``."""
@@ -499,6 +401,224 @@ class WeeklyCalendar:
             year += 1
             block = self._year(year)
         return timedelta(microseconds=total)
+
+    def intervals(self, start: datetime, end: datetime) -> list[tuple[int, int]]:
+        """The open intervals overlapping ``[start, end)``, clipped to it, as UTC epoch
+        microseconds (for composing calendars, see :class:`UnionCalendar`)."""
+        return self._intervals_us(_to_us(start), _to_us(end))
+
+    def _intervals_us(self, a: int, b: int) -> list[tuple[int, int]]:
+        out: list[tuple[int, int]] = []
+        if b <= a:
+            return out
+        block = self._block(a)
+        while True:
+            bounds = block.bounds
+            i = bisect_right(bounds, a) & ~1
+            while i < len(bounds) and bounds[i] < b:
+                lo, hi = max(bounds[i], a), min(bounds[i + 1], b)
+                if lo < hi:
+                    out.append((lo, hi))
+                i += 2
+            if block.hi >= b:
+                return out
+            block = self._year(block.year + 1)
+
+
+def _intervals_year(year: int, lo: int, hi: int, bounds: list[int]) -> _Year:
+    """A year block from merged ``bounds``, with the running totals."""
+    cum = [0]
+    for i in range(0, len(bounds), 2):
+        cum.append(cum[-1] + bounds[i + 1] - bounds[i])
+    return _Year(year=year, lo=lo, hi=hi, bounds=bounds, cum=cum)
+
+
+class WeeklyCalendar(_CachedCalendar):
+    """Business hours as a weekly schedule in a time zone, minus holidays (HOURS-1).
+
+    :param timezone: an IANA zone name such as ``Europe/Berlin``; hours are local wall-clock
+        times there.
+    :param week: weekday (0 = Monday … 6 = Sunday) to open intervals ``(start, end)``, sorted or
+        not, not overlapping; an end of :data:`END_OF_DAY` means 24:00. Missing days are closed.
+    :param holiday_country: ISO country code for ``holidays.country_holidays`` (closed all day).
+    :param holiday_subdivision: its subdivision (state, province), if any.
+    :param closed_dates: further local dates closed all day.
+    :param day_length: what one ``d`` means (``1d`` = one business day); default: the longest
+        weekday's open time.
+    :param name: a short name for reports.
+    """
+
+    def __init__(
+        self,
+        timezone: str,
+        week: Mapping[int, Sequence[tuple[time, time]]],
+        holiday_country: str | None = None,
+        holiday_subdivision: str | None = None,
+        closed_dates: Iterable[date] = (),
+        day_length: timedelta | None = None,
+        name: str = "business-hours",
+    ) -> None:
+        self._tz = _zone(timezone)
+        self._timezone = timezone
+        self._week = _normalize_week(week)
+        longest = max(
+            (sum((e - s for s, e in spans), _ZERO) for spans in self._week), default=_ZERO
+        )
+        if longest <= _ZERO:
+            raise ValueError("a weekly calendar needs open hours on at least one weekday")
+        if day_length is not None and day_length <= _ZERO:
+            raise ValueError(f"day_length must be positive, got {day_length}")
+        self._day_length = longest if day_length is None else day_length
+        if holiday_subdivision is not None and holiday_country is None:
+            raise ValueError("holiday_subdivision needs holiday_country")
+        if holiday_country is not None:
+            _check_holiday_region(holiday_country, holiday_subdivision)
+        self._holiday_country = holiday_country
+        self._holiday_subdivision = holiday_subdivision
+        self._closed_dates = frozenset(closed_dates)
+        self._name = name
+        super().__init__()
+
+    @property
+    def name(self) -> str:
+        """The name given at construction."""
+        return self._name
+
+    @property
+    def day_length(self) -> timedelta:
+        """Open time that one ``d`` stands for."""
+        return self._day_length
+
+    @property
+    def timezone(self) -> str:
+        """The IANA zone the hours are given in."""
+        return self._timezone
+
+    def __repr__(self) -> str:
+        return f"WeeklyCalendar(name={self._name!r}, timezone={self._timezone!r})"
+
+    # -- the cache ----------------------------------------------------------------------------
+
+    def _boundary(self, day: date, wall: timedelta) -> int:
+        """The first instant at which the local wall clock reads ``day`` + ``wall`` or later."""
+        naive = datetime.combine(day, time()) + wall
+        first = naive.replace(tzinfo=self._tz)  # fold=0: the first of two occurrences
+        us = _to_us(first)
+        if _from_us(us).astimezone(self._tz).replace(tzinfo=None) == naive:
+            return us
+        # The wall time falls in a gap (clocks jump over it): find the instant of the jump,
+        # between the two readings of the time with the offsets before and after it.
+        other = _to_us(naive.replace(tzinfo=self._tz, fold=1))
+        lo, hi = min(us, other), max(us, other)  # wall(lo) < naive <= wall(hi)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if _from_us(mid).astimezone(self._tz).replace(tzinfo=None) >= naive:
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
+    def _closed(self, year: int) -> set[date]:
+        closed = {d for d in self._closed_dates if d.year == year}
+        if self._holiday_country is not None:
+            closed.update(
+                holidays.country_holidays(
+                    self._holiday_country, subdiv=self._holiday_subdivision, years=year
+                ).keys()
+            )
+        return closed
+
+    def _build_year(self, year: int) -> _Year:
+        closed = self._closed(year)
+        bounds: list[int] = []
+        day = date(year, 1, 1)
+        while day.year == year:
+            if day not in closed:
+                for start, end in self._week[day.weekday()]:
+                    a = self._boundary(day, start)
+                    b = self._boundary(day, end)
+                    if b <= a:  # the whole interval fell into a DST gap
+                        continue
+                    if bounds and bounds[-1] >= a:
+                        bounds[-1] = max(bounds[-1], b)
+                    else:
+                        bounds += (a, b)
+            day += _ONE_DAY
+        lo = self._boundary(date(year, 1, 1), _ZERO)
+        hi = self._boundary(date(year + 1, 1, 1), _ZERO)
+        return _intervals_year(year, lo, hi, bounds)
+
+
+class UnionCalendar(_CachedCalendar):
+    """A follow-the-sun calendar: open whenever any of its regional calendars is open (HOURS-1).
+
+    Each region is a :class:`WeeklyCalendar` with its own zone, hours, holidays and closed
+    dates — say 08:00-18:00 Europe/Berlin on German holidays and 08:00-18:00 America/New_York
+    on US holidays. Business time counts once however many regions are open at an instant, and
+    a holiday closes only the region that has it. Every region's boundaries are absolute
+    instants before they are merged, so the union is exact across the weeks in which the
+    regions change clocks on different dates. Blocks are cached per UTC year.
+
+    :param regions: the regional calendars (at least one).
+    :param day_length: what one ``d`` means; default: the longest ``day_length`` of the regions.
+    :param name: a short name for reports.
+    """
+
+    _MIN_YEAR = 3
+    _MAX_YEAR = 9997
+
+    def __init__(
+        self,
+        regions: Sequence[WeeklyCalendar],
+        day_length: timedelta | None = None,
+        name: str = "follow-the-sun",
+    ) -> None:
+        if not regions:
+            raise ValueError("a follow-the-sun calendar needs at least one region")
+        if day_length is not None and day_length <= _ZERO:
+            raise ValueError(f"day_length must be positive, got {day_length}")
+        self._regions = tuple(regions)
+        self._day_length = (
+            max(r.day_length for r in self._regions) if day_length is None else day_length
+        )
+        self._name = name
+        super().__init__()
+
+    @property
+    def name(self) -> str:
+        """The name given at construction."""
+        return self._name
+
+    @property
+    def day_length(self) -> timedelta:
+        """Open time that one ``d`` stands for."""
+        return self._day_length
+
+    @property
+    def timezone(self) -> str:
+        """The first region's zone (where reports show local times)."""
+        return self._regions[0].timezone
+
+    @property
+    def regions(self) -> tuple[WeeklyCalendar, ...]:
+        """The regional calendars, in the order given."""
+        return self._regions
+
+    def __repr__(self) -> str:
+        zones = ", ".join(r.timezone for r in self._regions)
+        return f"UnionCalendar(name={self._name!r}, regions=[{zones}])"
+
+    def _build_year(self, year: int) -> _Year:
+        lo = _to_us(datetime(year, 1, 1, tzinfo=UTC))
+        hi = _to_us(datetime(year + 1, 1, 1, tzinfo=UTC))
+        spans = sorted(span for region in self._regions for span in region._intervals_us(lo, hi))
+        bounds: list[int] = []
+        for a, b in spans:
+            if bounds and bounds[-1] >= a:  # overlapping or touching: one open stretch
+                bounds[-1] = max(bounds[-1], b)
+            else:
+                bounds += (a, b)
+        return _intervals_year(year, lo, hi, bounds)
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -671,6 +791,66 @@ def _default_hours() -> dict[str, list[str]]:
     return {day: ["08:00-18:00"] for day in _WEEKDAYS[:5]}
 
 
+def _normalize_hours(value: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Weekday keys as full lowercase names in week order, every interval checked and sorted;
+    raises ValueError naming the bad day or interval."""
+    normalized: dict[str, list[str]] = {}
+    for key, intervals in value.items():
+        index = _WEEKDAY_INDEX.get(key.strip().lower())
+        if index is None:
+            raise ValueError(
+                f"unknown weekday {key!r}: expected one of {', '.join(_WEEKDAYS)} (or mon … sun)"
+            )
+        day = _WEEKDAYS[index]
+        if day in normalized:
+            raise ValueError(f"weekday {day!r} is given twice (as {key!r} and another key)")
+        parsed = sorted(_parse_interval(day, text) for text in intervals)
+        for (_, end), (start, _) in pairwise(parsed):
+            if end == END_OF_DAY or start < end:
+                raise ValueError(f"{day}: intervals {intervals} overlap")
+        normalized[day] = [_format_interval(s, e) for s, e in parsed]
+    return {day: normalized[day] for day in _WEEKDAYS if day in normalized}
+
+
+def _check_holidays(country: str | None, subdivision: str | None) -> None:
+    if country is not None:
+        _check_holiday_region(country, subdivision)
+    elif subdivision is not None:
+        raise ValueError("holidays_subdivision needs holidays_country")
+
+
+def _check_day_length(span: Span | None) -> None:
+    if span is not None and (span.days or span.seconds == 0):
+        raise ValueError(
+            f"day_length {str(span)!r} must be a positive span in h/m/s "
+            "(a day cannot be measured in days)"
+        )
+
+
+def _weekly(
+    timezone: str,
+    hours: Mapping[str, list[str]],
+    country: str | None,
+    subdivision: str | None,
+    closed_dates: Iterable[date],
+    day_length: Span | None,
+    name: str,
+) -> WeeklyCalendar:
+    week = {
+        _WEEKDAY_INDEX[day]: [_parse_interval(day, text) for text in intervals]
+        for day, intervals in hours.items()
+    }
+    return WeeklyCalendar(
+        timezone=timezone,
+        week=week,
+        holiday_country=country,
+        holiday_subdivision=subdivision,
+        closed_dates=closed_dates,
+        day_length=None if day_length is None else day_length.to_timedelta(_ZERO),
+        name=name,
+    )
+
+
 class CalendarConfig(BaseModel):
     """How a policy file describes a clock for HOURS-1: weekly hours, zone, holidays.
 
@@ -700,23 +880,7 @@ class CalendarConfig(BaseModel):
     @classmethod
     def _valid_hours(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         """Normalize weekday keys to full lowercase names and check every interval."""
-        normalized: dict[str, list[str]] = {}
-        for key, intervals in value.items():
-            index = _WEEKDAY_INDEX.get(key.strip().lower())
-            if index is None:
-                raise ValueError(
-                    f"unknown weekday {key!r}: expected one of {', '.join(_WEEKDAYS)} "
-                    "(or mon … sun)"
-                )
-            day = _WEEKDAYS[index]
-            if day in normalized:
-                raise ValueError(f"weekday {day!r} is given twice (as {key!r} and another key)")
-            parsed = sorted(_parse_interval(day, text) for text in intervals)
-            for (_, end), (start, _) in pairwise(parsed):
-                if end == END_OF_DAY or start < end:
-                    raise ValueError(f"{day}: intervals {intervals} overlap")
-            normalized[day] = [_format_interval(s, e) for s, e in parsed]
-        return {day: normalized[day] for day in _WEEKDAYS if day in normalized}
+        return _normalize_hours(value)
 
     @field_validator("holidays_country")
     @classmethod
@@ -738,15 +902,8 @@ class CalendarConfig(BaseModel):
                     f"always_open (24x7) takes no {', '.join(sorted(extra))}: remove them"
                 )
             return self
-        if self.holidays_country is not None:
-            _check_holiday_region(self.holidays_country, self.holidays_subdivision)
-        elif self.holidays_subdivision is not None:
-            raise ValueError("holidays_subdivision needs holidays_country")
-        if self.day_length is not None and (self.day_length.days or self.day_length.seconds == 0):
-            raise ValueError(
-                f"day_length {str(self.day_length)!r} must be a positive span in h/m/s "
-                "(a day cannot be measured in days)"
-            )
+        _check_holidays(self.holidays_country, self.holidays_subdivision)
+        _check_day_length(self.day_length)
         if not any(self.hours.values()):
             raise ValueError("hours: at least one weekday needs open hours (or set always_open)")
         return self
@@ -759,18 +916,105 @@ class CalendarConfig(BaseModel):
     def _calendar(self) -> BusinessCalendar:
         if self.always_open:
             return AlwaysOpen()
-        week = {
-            _WEEKDAY_INDEX[day]: [_parse_interval(day, text) for text in intervals]
-            for day, intervals in self.hours.items()
-        }
-        return WeeklyCalendar(
-            timezone=self.timezone,
-            week=week,
-            holiday_country=self.holidays_country,
-            holiday_subdivision=self.holidays_subdivision,
-            closed_dates=self.closed_dates,
+        return _weekly(
+            self.timezone,
+            self.hours,
+            self.holidays_country,
+            self.holidays_subdivision,
+            self.closed_dates,
+            self.day_length,
+            f"business hours ({self.timezone})",
+        )
+
+
+class RegionConfig(BaseModel):
+    """One region of a follow-the-sun calendar (HOURS-1): its zone, weekly hours, holidays.
+
+    Like :class:`CalendarConfig`, except that ``timezone`` must be given and there are no
+    public holidays unless ``holidays_country`` names a region (a default of ``DE`` would be a
+    trap for an office in New York).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timezone: str
+    hours: dict[str, list[str]] = Field(default_factory=_default_hours)
+    holidays_country: str | None = None
+    holidays_subdivision: str | None = None
+    closed_dates: list[date] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        _zone(value)
+        return value
+
+    @field_validator("hours")
+    @classmethod
+    def _valid_hours(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Normalize weekday keys to full lowercase names and check every interval."""
+        return _normalize_hours(value)
+
+    @field_validator("holidays_country")
+    @classmethod
+    def _upper_country(cls, value: str | None) -> str | None:
+        return None if value is None else value.strip().upper()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RegionConfig:
+        _check_holidays(self.holidays_country, self.holidays_subdivision)
+        if not any(self.hours.values()):
+            raise ValueError("hours: at least one weekday needs open hours")
+        return self
+
+    def build(self) -> WeeklyCalendar:
+        """The region's weekly calendar (a new one per call; the union keeps it)."""
+        return _weekly(
+            self.timezone,
+            self.hours,
+            self.holidays_country,
+            self.holidays_subdivision,
+            self.closed_dates,
+            None,
+            f"business hours ({self.timezone})",
+        )
+
+
+class UnionCalendarConfig(BaseModel):
+    """A follow-the-sun calendar in a policy file: open whenever any of ``regions`` is open.
+
+    ``day_length`` says what ``1d`` means on it (default: the longest of the regions' days).
+    Local times in messages are shown in the first region's zone.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    regions: tuple[RegionConfig, ...]
+    day_length: Span | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> UnionCalendarConfig:
+        if not self.regions:
+            raise ValueError("regions: a follow-the-sun calendar needs at least one region")
+        _check_day_length(self.day_length)
+        return self
+
+    @property
+    def timezone(self) -> str:
+        """The first region's zone (where reports show local times)."""
+        return self.regions[0].timezone
+
+    def build(self) -> BusinessCalendar:
+        """The union calendar, built on first call and reused after."""
+        return self._calendar
+
+    @cached_property
+    def _calendar(self) -> UnionCalendar:
+        zones = " + ".join(r.timezone for r in self.regions)
+        return UnionCalendar(
+            [r.build() for r in self.regions],
             day_length=None if self.day_length is None else self.day_length.to_timedelta(_ZERO),
-            name=f"business hours ({self.timezone})",
+            name=f"follow-the-sun ({zones})",
         )
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import JsonValue
@@ -36,6 +36,7 @@ from ticketwarden.core.actions import (
     Close,
     CreateFollowUp,
     Escalate,
+    Record,
     RemoveTags,
     Resolve,
     SetField,
@@ -43,7 +44,7 @@ from ticketwarden.core.actions import (
     SetSeverity,
     SetStatus,
 )
-from ticketwarden.core.context import Due, PauseSpan, RuleContext, TicketState
+from ticketwarden.core.context import Due, PauseSpan, PlanSpan, RuleContext, TicketState
 from ticketwarden.core.model import (
     AuthorRole,
     Comment,
@@ -51,10 +52,11 @@ from ticketwarden.core.model import (
     EventKind,
     Roster,
     RosterChange,
+    Severity,
     Status,
     Ticket,
 )
-from ticketwarden.core.policy import Policy
+from ticketwarden.core.policy import Policy, Targets
 from ticketwarden.core.registry import Plugins
 
 APPLY_ORDER = (
@@ -199,6 +201,34 @@ def observe(state: TicketState, ticket: Ticket, at: datetime) -> TicketState:
             "last_customer_reply_at": last_customer,
         }
     )
+
+
+def track_plan(
+    state: TicketState, ticket: Ticket, targets: Targets, now: datetime
+) -> tuple[TicketState, PlanSpan | None]:
+    """HOURS-1, RESP-1, RESP-2: the plan history brought up to date with the ticket's targets.
+
+    The first time a ticket is seen its plan (and organization override) is recorded from its
+    creation on. When it differs later — the organization upgraded, an agent re-classified the
+    ticket — a new stretch starts at the ticket's last update (the change that brought it; never
+    before the previous stretch, never after ``now``), and the response clocks count each
+    stretch on the plan in force then. Returns the new state and the new stretch (``None``
+    when nothing changed)."""
+    history = state.plan_history
+    span = PlanSpan(
+        since=ticket.created_at,
+        plan=targets.plan,
+        organization=targets.organization,
+        source=targets.plan_source,
+    )
+    if not history:
+        return state.model_copy(update={"plan_history": (span,)}), None
+    last = history[-1]
+    if last.key == targets.key:
+        return state, None
+    since = min(max(ticket.updated_at, last.since), max(now, last.since))
+    span = span.model_copy(update={"since": since})
+    return state.model_copy(update={"plan_history": (*history, span)}), span
 
 
 def project(ticket: Ticket, actions: Sequence[BaseAction], now: datetime) -> Ticket:
@@ -386,6 +416,16 @@ def merge(
     return final, dropped, memory
 
 
+UNKNOWN_PLAN = "HOURS-1:unknown_plan"
+"""State memory: the unknown plan named in the ticket's plan field last recorded in the audit."""
+
+
+def _hm(duration: timedelta) -> str:
+    """A duration as ``3h05m`` (hours may exceed 24) for explanations."""
+    minutes = int(duration.total_seconds()) // 60
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
 # --- The engine -----------------------------------------------------------------------------------
 
 _HOOK_NAMES = {
@@ -410,9 +450,68 @@ class Engine:
         *,
         roster: Roster | None = None,
         desk: str = "default",
+        targets: Targets | None = None,
     ) -> RuleContext:
-        """A rule context for one evaluation."""
-        return RuleContext(policy=self.policy, now=now, state=state, roster=roster, desk=desk)
+        """A rule context for one evaluation (``targets``: the ticket's effective targets)."""
+        return RuleContext(
+            policy=self.policy, now=now, state=state, roster=roster, desk=desk, targets=targets
+        )
+
+    def _targets_at(self, span: PlanSpan) -> Targets:
+        """The targets of an earlier stretch of a plan history."""
+        return Targets(
+            plan=span.plan,
+            organization=span.organization,
+            plan_source=span.source,
+            levels=self.policy.resolve(span.plan, span.organization),
+        )
+
+    def _plan_change(
+        self,
+        ticket: Ticket,
+        old: RuleContext,
+        new: RuleContext,
+        change: PlanSpan,
+    ) -> tuple[list[str], Record]:
+        """HOURS-1, RESP-1, RESP-2: what a plan change does to the ticket's response clocks, in
+        words, and the audit record of it: the time already elapsed under the old plan, the
+        current targets, and every timer that moved."""
+        at = change.since
+        severity = ticket.severity
+        level = new.level(severity)
+        lines = [
+            f"support plan changed at {at.isoformat()}: {old.targets.describe_plan()} → "
+            f"{new.targets.describe_plan()}; layers now {new.targets.layers()}"
+        ]
+        state = new.state
+        if state.first_response_at is None and not ticket.status.is_done:
+            used = old.elapsed(ticket.created_at, severity, at)
+            lines.append(
+                f"first response: {_hm(used)} of response-clock time elapsed before the change "
+                f"and is kept; the target is now {level.first_response} on the {level.clock} "
+                "clock, the rest of it counts from the change"
+            )
+        if state.last_agent_reply_at is not None and not ticket.status.is_done:
+            used = old.elapsed(state.last_agent_reply_at, severity, at)
+            lines.append(
+                f"next update: {_hm(used)} elapsed since the last update is kept; the interval "
+                f"is now {level.update_interval} on the {level.clock} clock"
+            )
+        before = {(d.rule_id, d.what): d.at for d in self.plugins.next_due(ticket, old)}
+        for due in self.plugins.next_due(ticket, new):
+            was = before.get((due.rule_id, due.what))
+            if was is not None and was != due.at:
+                lines.append(
+                    f"{due.rule_id} {due.what}: due {was.isoformat()} → {due.at.isoformat()}"
+                )
+        record = Record(
+            rule_id="HOURS-1",
+            reason="the ticket's support plan changed: elapsed response time is kept and the "
+            "remaining targets are recomputed from the change",
+            message="; ".join(lines),
+            occasion=f"plan-change:{at.isoformat()}",
+        )
+        return lines, record
 
     def evaluate(
         self,
@@ -427,9 +526,39 @@ class Engine:
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
         before = observe(state or TicketState(), ticket, event.at)
-        ctx = self.context(before, now, roster=roster, desk=ticket.desk)
-        hook = _HOOK_NAMES[event.kind]
+        targets = self.policy.targets_for(ticket)
         notes: list[str] = []
+        extra: list[BaseAction] = []
+        if self.policy.has_layers:
+            tracked, change = track_plan(before, ticket, targets, now)
+            ctx = self.context(tracked, now, roster=roster, desk=ticket.desk, targets=targets)
+            if change is not None:
+                old = self.context(
+                    before,
+                    now,
+                    roster=roster,
+                    desk=ticket.desk,
+                    targets=self._targets_at(before.plan_history[-1]),
+                )
+                lines, record = self._plan_change(ticket, old, ctx, change)
+                notes += lines
+                extra.append(record)
+            before = tracked
+            for note in targets.notes:
+                notes.append(note)
+                if before.recall(UNKNOWN_PLAN) != note:
+                    extra.append(
+                        Record(
+                            rule_id="HOURS-1",
+                            reason="the ticket names a support plan the policy does not have",
+                            message=f"{note}: {targets.describe_plan()} applies",
+                            occasion=f"unknown-plan:{note}",
+                            remember={UNKNOWN_PLAN: note},
+                        )
+                    )
+        else:
+            ctx = self.context(before, now, roster=roster, desk=ticket.desk, targets=targets)
+        hook = _HOOK_NAMES[event.kind]
         raw: list[BaseAction]
         if event.kind == EventKind.CREATED:
             if before.created_seen:
@@ -449,7 +578,7 @@ class Engine:
             a.model_copy(
                 update={"key": idempotency_key(ticket.desk, ticket.id, a, a.occasion or event.id)}
             )
-            for a in raw
+            for a in [*extra, *raw]
         ]
         actions, dropped, memory = merge(keyed, ticket)
         projected = project(ticket, actions, now)
@@ -498,9 +627,25 @@ class Engine:
         """The ticket's facts and next due time, with no rule firing: for a ticket seen for
         the first time already resolved or closed, whose timers (CLOSE-5) still run."""
         after = observe(state or TicketState(), ticket, now)
-        ctx = self.context(after, now, roster=roster, desk=ticket.desk)
+        targets = self.policy.targets_for(ticket)
+        if self.policy.has_layers:
+            after, _ = track_plan(after, ticket, targets, now)
+        ctx = self.context(after, now, roster=roster, desk=ticket.desk, targets=targets)
         upcoming = self.plugins.next_due(ticket, ctx)
         return after.model_copy(update={"next_due": upcoming[0].at if upcoming else None})
+
+    def describe_targets(self, ticket: Ticket, state: TicketState | None = None) -> list[str]:
+        """For ``explain``: the ticket's effective targets for its severity, naming the layer
+        (base, plan, organization) that set each value, and its plan history if it changed."""
+        targets = self.policy.targets_for(ticket)
+        lines = targets.lines([ticket.severity or Severity.LOW])
+        history = state.plan_history if state is not None else ()
+        if len(history) > 1:
+            lines += [
+                f"plan since {span.since.isoformat()}: {self._targets_at(span).describe_plan()}"
+                for span in history
+            ]
+        return lines
 
     def roster_changed(
         self,

@@ -18,15 +18,33 @@ from __future__ import annotations
 
 import copy
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from ticketwarden.core.clock import AlwaysOpen, BusinessCalendar, CalendarConfig, Span, parse_span
-from ticketwarden.core.model import Priority, Severity
+from ticketwarden.core.clock import (
+    AlwaysOpen,
+    BusinessCalendar,
+    CalendarConfig,
+    Span,
+    UnionCalendarConfig,
+    parse_span,
+)
+from ticketwarden.core.model import Organization, Priority, Severity, Ticket
 
 TWENTY_FOUR_SEVEN = "24x7"
 """The name of the built-in always-open clock."""
@@ -546,14 +564,182 @@ class ScopePolicy(Section):
     out_of_scope_tag: str = "out-of-scope"
 
 
+# --- Support plans and organizations --------------------------------------------------------------
+
+BASE_LAYER = "base"
+"""How explanations name the policy's own targets (the layer plans and organizations override)."""
+
+
+class SeverityTargets(Section):
+    """What a plan or an organization may override for one severity (RESP-1, RESP-2)."""
+
+    first_response: Span | None = None
+    update_interval: Span | None = None
+
+
+class TargetLayer(Section):
+    """Overrides of the response targets (RESP-1, RESP-2, HOURS-1, SEV-1): a support plan or an
+    organization. Whatever a layer leaves unset comes from the layer below it."""
+
+    description: str = ""
+    calendar: str | None = Field(
+        None, description="calendar every severity off the 24×7 clock runs on (HOURS-1)"
+    )
+    around_the_clock: tuple[Severity, ...] | None = Field(
+        None, description="the severities on the 24×7 clock; replaces the list below (SEV-1)"
+    )
+    severities: dict[Severity, SeverityTargets] = Field(default_factory=dict)
+
+
+class SupportPlan(TargetLayer):
+    """A named support plan (standard, premium 24×7, enterprise …) and who is on it."""
+
+    organizations: tuple[str, ...] = Field((), description="organization ids or names on this plan")
+
+
+class OrganizationPolicy(TargetLayer):
+    """One organization: its plan and its own overrides, the top layer of its targets."""
+
+    plan: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveLevel:
+    """One severity's targets after all layers, and which layer set each value."""
+
+    level: SeverityLevel
+    first_response_from: str
+    update_interval_from: str
+    clock_from: str
+
+
+@dataclass(frozen=True)
+class Targets:
+    """A ticket's effective response targets: base → plan → organization, later layers win.
+
+    ``plan_source`` says how the plan was chosen (``field plan``, ``organizations.acme.plan``,
+    ``plans.premium.organizations``); ``notes`` say what was ignored and why.
+    """
+
+    plan: str | None
+    organization: str | None
+    plan_source: str
+    levels: Mapping[Severity, EffectiveLevel]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str | None, str | None]:
+        """What identifies these targets: the plan and the organization override in use."""
+        return (self.plan, self.organization)
+
+    def level(self, severity: Severity | None) -> SeverityLevel:
+        """The effective targets of a severity (severity 4's while none is known)."""
+        return self.levels[severity or Severity.LOW].level
+
+    def layers(self) -> str:
+        """The layers in resolution order, e.g. ``base → plan premium → organization acme``."""
+        names = [BASE_LAYER]
+        if self.plan is not None:
+            names.append(f"plan {self.plan}")
+        if self.organization is not None:
+            names.append(f"organization {self.organization}")
+        return " → ".join(names)
+
+    def describe_plan(self) -> str:
+        """The plan in use and how it was chosen, in words."""
+        if self.plan is None:
+            return "no support plan (the base targets)"
+        return f"plan {self.plan!r} ({self.plan_source})"
+
+    def lines(self, severities: Sequence[Severity] | None = None) -> list[str]:
+        """One line per severity: each value with the layer that set it."""
+        out = [f"targets: {self.describe_plan()}; layers {self.layers()}"]
+        out += [f"note: {n}" for n in self.notes]
+        for sev in severities if severities is not None else sorted(self.levels):
+            eff = self.levels[sev]
+            out.append(
+                f"severity {int(sev)} ({eff.level.name}): first_response "
+                f"{eff.level.first_response} [{eff.first_response_from}], update_interval "
+                f"{eff.level.update_interval} [{eff.update_interval_from}], clock "
+                f"{eff.level.clock} [{eff.clock_from}]"
+            )
+        return out
+
+
+def _resolve(
+    base: ResponsePolicy,
+    layers: Sequence[tuple[str, TargetLayer]],
+) -> dict[Severity, EffectiveLevel]:
+    """Apply ``layers`` in order over the base severities (see :meth:`Policy.resolve`)."""
+    values: dict[Severity, dict[str, tuple[Any, str]]] = {
+        sev: {
+            "first_response": (lvl.first_response, BASE_LAYER),
+            "update_interval": (lvl.update_interval, BASE_LAYER),
+            "clock": (lvl.clock, BASE_LAYER),
+        }
+        for sev, lvl in base.severities.items()
+    }
+    business: tuple[str, str] | None = None
+    for sev in (Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL):
+        lvl = base.severities.get(sev)
+        if lvl is not None and lvl.clock != TWENTY_FOUR_SEVEN:
+            business = (lvl.clock, BASE_LAYER)
+            break
+    for label, layer in layers:
+        if layer.calendar is not None:
+            business = (layer.calendar, label)
+            for entry in values.values():
+                if entry["clock"][0] != TWENTY_FOUR_SEVEN:
+                    entry["clock"] = business
+        if layer.around_the_clock is not None:
+            for sev, entry in values.items():
+                if sev in layer.around_the_clock:
+                    entry["clock"] = (TWENTY_FOUR_SEVEN, label)
+                elif entry["clock"][0] == TWENTY_FOUR_SEVEN and business is not None:
+                    entry["clock"] = (business[0], label)
+        for sev, override in layer.severities.items():
+            entry = values[sev]
+            if override.first_response is not None:
+                entry["first_response"] = (override.first_response, label)
+            if override.update_interval is not None:
+                entry["update_interval"] = (override.update_interval, label)
+    resolved: dict[Severity, EffectiveLevel] = {}
+    for sev, entry in values.items():
+        level = base.severities[sev].model_copy(
+            update={name: value for name, (value, _) in entry.items()}
+        )
+        resolved[sev] = EffectiveLevel(
+            level=level,
+            first_response_from=entry["first_response"][1],
+            update_interval_from=entry["update_interval"][1],
+            clock_from=entry["clock"][1],
+        )
+    return resolved
+
+
 # --- The whole policy ---------------------------------------------------------------------------
+
+
+def _calendar_kind(value: Any) -> str:
+    """``[union]`` for a follow-the-sun calendar (it has ``regions``), else ``[weekly]``; the
+    brackets keep the tag out of the key paths that error messages show."""
+    if isinstance(value, Mapping):
+        return "[union]" if "regions" in value else "[weekly]"
+    return "[union]" if isinstance(value, UnionCalendarConfig) else "[weekly]"
+
+
+AnyCalendarConfig = Annotated[
+    Annotated[CalendarConfig, Tag("[weekly]")] | Annotated[UnionCalendarConfig, Tag("[union]")],
+    Discriminator(_calendar_kind),
+]
+"""A calendar in the policy file: weekly hours (or 24×7), or a follow-the-sun union."""
 
 
 class Policy(Section):
     """The effective support policy: the built-in preset merged with a policy file."""
 
     name: str = "default"
-    calendars: dict[str, CalendarConfig] = {"business": CalendarConfig()}
+    calendars: dict[str, AnyCalendarConfig] = {"business": CalendarConfig()}
     intake: IntakePolicy = IntakePolicy()
     contacts: ContactsPolicy = ContactsPolicy()
     continuity: ContinuityPolicy = ContinuityPolicy()
@@ -563,6 +749,11 @@ class Policy(Section):
     obligations: ObligationsPolicy = ObligationsPolicy()
     versions: VersionsPolicy = VersionsPolicy()
     scope: ScopePolicy = ScopePolicy()
+    plans: dict[str, SupportPlan] = Field(default_factory=dict)
+    organizations: dict[str, OrganizationPolicy] = Field(default_factory=dict)
+    plan_field: str = Field(
+        "plan", min_length=1, description="ticket field a connector maps a plan name into"
+    )
 
     @model_validator(mode="after")
     def _clocks_exist(self) -> Policy:
@@ -582,6 +773,147 @@ class Policy(Section):
                 f"closure.silence_clock: unknown calendar {self.closure.silence_clock!r}"
             )
         return self
+
+    @model_validator(mode="after")
+    def _plans_consistent(self) -> Policy:
+        """Every plan and organization names known calendars and plans; no organization is
+        on two plans; plan names differ in more than letter case (a field value matches any)."""
+        known = {TWENTY_FOUR_SEVEN, *self.calendars}
+        folded: dict[str, str] = {}
+        for name in self.plans:
+            other = folded.setdefault(name.strip().casefold(), name)
+            if other != name:
+                raise ValueError(f"plans: {other!r} and {name!r} differ only in letter case")
+        layers: list[tuple[str, TargetLayer]] = [(f"plans.{n}", p) for n, p in self.plans.items()]
+        layers += [(f"organizations.{n}", o) for n, o in self.organizations.items()]
+        for where, layer in layers:
+            if layer.calendar is not None and layer.calendar not in known:
+                raise ValueError(
+                    f"{where}.calendar: unknown calendar {layer.calendar!r} "
+                    f"(known: {', '.join(sorted(known))})"
+                )
+        member: dict[str, str] = {}
+        for name, plan in self.plans.items():
+            for org in plan.organizations:
+                first = member.setdefault(org, name)
+                if first != name:
+                    raise ValueError(
+                        f"plans.{name}.organizations: organization {org!r} is in two plans "
+                        f"({first!r} and {name!r})"
+                    )
+        for org, entry in self.organizations.items():
+            if entry.plan is None:
+                continue
+            if entry.plan not in self.plans:
+                raise ValueError(
+                    f"organizations.{org}.plan: unknown plan {entry.plan!r} "
+                    f"(known: {', '.join(sorted(self.plans)) or 'no plans defined'})"
+                )
+            listed = member.get(org)
+            if listed is not None and listed != entry.plan:
+                raise ValueError(
+                    f"organizations.{org}.plan: organization {org!r} is in two plans "
+                    f"({entry.plan!r} here, {listed!r} in plans.{listed}.organizations)"
+                )
+        return self
+
+    # -- support plans: base → plan → organization (RESP-1, RESP-2, HOURS-1) ---------------------
+
+    @property
+    def has_layers(self) -> bool:
+        """Whether any plan or organization override exists (else every ticket gets the base)."""
+        return bool(self.plans or self.organizations)
+
+    def resolve(self, plan: str | None, organization: str | None) -> dict[Severity, EffectiveLevel]:
+        """Every severity's targets for a plan and an organization override (names as in the
+        file; ``None`` or an unknown name: that layer is skipped). Deterministic: the base,
+        then the plan, then the organization; within a layer ``calendar`` moves every severity
+        off the 24×7 clock to it, then ``around_the_clock`` puts exactly the listed severities
+        on the 24×7 clock (one taken off it runs on the nearest layer's calendar, else on the
+        base's business calendar: the clock of the lowest severity not on 24×7), then the
+        per-severity targets apply. Computed once per combination."""
+        key = (plan if plan in self.plans else None, organization)
+        if organization is not None and organization not in self.organizations:
+            key = (key[0], None)
+        cached = self._resolved.get(key)
+        if cached is None:
+            layers: list[tuple[str, TargetLayer]] = []
+            if key[0] is not None:
+                layers.append((f"plan {key[0]}", self.plans[key[0]]))
+            if key[1] is not None:
+                layers.append((f"organization {key[1]}", self.organizations[key[1]]))
+            cached = self._resolved[key] = _resolve(self.response, layers)
+        return cached
+
+    @cached_property
+    def _resolved(self) -> dict[tuple[str | None, str | None], dict[Severity, EffectiveLevel]]:
+        return {}
+
+    @cached_property
+    def _plan_names(self) -> dict[str, str]:
+        return {name.strip().casefold(): name for name in self.plans}
+
+    @cached_property
+    def _members(self) -> dict[str, str]:
+        return {org: name for name, plan in self.plans.items() for org in plan.organizations}
+
+    def plan_named(self, value: str) -> str | None:
+        """The plan a field value names (letter case and surrounding spaces ignored)."""
+        return self._plan_names.get(value.strip().casefold())
+
+    def targets(self, organization: Organization | str | None, plan_value: str = "") -> Targets:
+        """The effective targets for an organization (by id, else by name, as the policy file
+        keys it) and a plan named in the ticket's ``plan_field`` (``plan_value``).
+
+        The plan comes from, first to last: the field (an unknown value is ignored with a
+        note), ``organizations.<org>.plan``, the plan whose ``organizations`` list the
+        organization; else there is none."""
+        if isinstance(organization, Organization):
+            names = [n for n in (organization.id, organization.name) if n]
+        else:
+            names = [organization] if organization else []
+        org_key = next((n for n in names if n in self.organizations), None)
+        notes: list[str] = []
+        plan: str | None = None
+        source = ""
+        if plan_value.strip():
+            plan = self.plan_named(plan_value)
+            if plan is not None:
+                source = f"field {self.plan_field}"
+            else:
+                notes.append(
+                    f"field {self.plan_field} names unknown plan {plan_value.strip()!r}; ignored"
+                )
+        if plan is None and org_key is not None and self.organizations[org_key].plan:
+            plan = self.organizations[org_key].plan
+            source = f"organizations.{org_key}.plan"
+        if plan is None:
+            listed = next((n for n in names if n in self._members), None)
+            if listed is not None:
+                plan = self._members[listed]
+                source = f"plans.{plan}.organizations"
+        return Targets(
+            plan=plan,
+            organization=org_key,
+            plan_source=source,
+            levels=self.resolve(plan, org_key),
+            notes=tuple(notes),
+        )
+
+    def targets_for(self, ticket: Ticket) -> Targets:
+        """The ticket's effective targets: its organization and its plan field."""
+        if not self.has_layers:
+            return self._base_targets
+        return self.targets(ticket.organization, ticket.field(self.plan_field))
+
+    @cached_property
+    def _base_targets(self) -> Targets:
+        return Targets(
+            plan=None,
+            organization=None,
+            plan_source="",
+            levels=self.resolve(None, None),
+        )
 
     @property
     def timezone(self) -> str:
@@ -603,6 +935,37 @@ class Policy(Section):
 
 
 _ALWAYS_OPEN = AlwaysOpen()
+
+
+def organization_report(policy: Policy, organization: str) -> str:
+    """``policy show --org``: an organization's effective response targets as TOML, each value
+    commented with the layer that set it (base, plan, organization), and the calendars used."""
+    targets = policy.targets(organization)
+    known = organization in policy.organizations or organization in policy._members
+    lines = [f"# effective targets for organization {organization!r}: {targets.describe_plan()}"]
+    if not known:
+        lines.append(f"# {organization!r} is not named in the policy file: the base targets apply")
+    lines.append(f"# layers, later wins: {targets.layers()}")
+    clocks: dict[str, list[int]] = {}
+    for sev in sorted(targets.levels):
+        eff = targets.levels[sev]
+        clocks.setdefault(eff.level.clock, []).append(int(sev))
+        lines += [
+            "",
+            f"[response.severities.{int(sev)}]",
+            f'name = "{eff.level.name}"',
+            f'first_response = "{eff.level.first_response}"  # {eff.first_response_from}',
+            f'update_interval = "{eff.level.update_interval}"  # {eff.update_interval_from}',
+            f'clock = "{eff.level.clock}"  # {eff.clock_from}',
+        ]
+    lines.append("")
+    for name, sevs in clocks.items():
+        calendar = policy.clock(name)
+        used = ", ".join(str(n) for n in sevs)
+        day = int(calendar.day_length.total_seconds()) // 60
+        length = f"{day // 60}h" + (f"{day % 60}m" if day % 60 else "")
+        lines.append(f"# calendar {name!r} (severities {used}): {calendar.name}; 1d = {length}")
+    return "\n".join(lines) + "\n"
 
 
 # --- Loading ------------------------------------------------------------------------------------

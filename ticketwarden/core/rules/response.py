@@ -2,11 +2,13 @@
 RESP-2, RESP-3 and HOURS-1.
 
 Each severity maps to a queue priority and a clock (severity 1 around the clock, the others on
-the support calendar). First responses and regular updates have targets per severity, measured
-on that clock without the time spent waiting on the customer (HOURS-1, kept by the engine as
-pauses); a warning is raised before a first-response breach and the breach itself is marked.
-Escalating breaches is ESC-1's job (:mod:`ticketwarden.core.rules.escalation`), which reads the
-same due times from here.
+the support calendar). A ticket's targets and clocks are the base policy's, overridden by its
+support plan and its organization (``RuleContext.level``); after a plan change the clocks keep
+the time already elapsed (``RuleContext.due``). First responses and regular updates have
+targets per severity, measured on that clock without the time spent waiting on the customer
+(HOURS-1, kept by the engine as pauses); a warning is raised before a first-response breach
+and the breach itself is marked. Escalating breaches is ESC-1's job
+(:mod:`ticketwarden.core.rules.escalation`), which reads the same due times from here.
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ SLOW = "RESP-3:slow"
 
 
 def level_of(ticket: Ticket, ctx: RuleContext) -> SeverityLevel:
-    """SEV-1..SEV-4: the targets of the ticket's severity (severity 4's while none is known)."""
-    return ctx.policy.response.severities[ticket.severity or Severity.LOW]
+    """SEV-1..SEV-4: the targets of the ticket's severity (severity 4's while none is known),
+    as the ticket's support plan and organization override them (RESP-1, RESP-2, HOURS-1)."""
+    return ctx.level(ticket.severity)
 
 
 def first_response_timers(ticket: Ticket, ctx: RuleContext) -> tuple[datetime, datetime] | None:
