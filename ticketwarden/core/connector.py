@@ -94,16 +94,37 @@ class FieldSource(_Config):
 
 
 class EscalationTarget(_Config):
-    """What a policy escalation target (``support-leads``) means in this desk."""
+    """What a policy escalation target (``support-leads``) means in this desk.
+
+    ``group`` and ``assignee`` are Zendesk's and Freshdesk's way; Jira issues have no group,
+    and escalate by ``assignee``, by a project ``component`` (whose lead or default assignee
+    takes it) or by adding a Service Management *request ``participant``*. A connector refuses
+    (``failed``) a target naming a kind its helpdesk does not have, never skipping it silently.
+    """
 
     group: str | None = None
     assignee: str | None = None
+    component: str | None = None
+    participant: str | None = None
 
     @model_validator(mode="after")
     def _something(self) -> EscalationTarget:
-        if self.group is None and self.assignee is None:
-            raise ValueError("an escalation target needs a group, an assignee or both")
+        if all(v is None for v in (self.group, self.assignee, self.component, self.participant)):
+            raise ValueError(
+                "an escalation target needs a group, an assignee or both (or, where the "
+                "helpdesk has them, a component or a request participant)"
+            )
         return self
+
+    def unsupported(self, supported: frozenset[str]) -> list[str]:
+        """The kinds this target names that are not in ``supported`` (``{"group", ...}``)."""
+        named = {
+            "group": self.group,
+            "assignee": self.assignee,
+            "component": self.component,
+            "participant": self.participant,
+        }
+        return sorted(k for k, v in named.items() if v is not None and k not in supported)
 
 
 class ContactSource(_Config):

@@ -1353,6 +1353,12 @@ class FreshdeskConnector(Connector):
         )
 
     def _escalation_fields(self, name: str, target: EscalationTarget) -> dict[str, int]:
+        unsupported = target.unsupported(frozenset({"group", "assignee"}))
+        if unsupported:
+            raise _Refused(
+                f"escalation target {name!r} names {', '.join(unsupported)}, which Freshdesk "
+                "does not have (a group and/or an assignee)"
+            )
         fields: dict[str, int] = {}
         for key, value in (("group_id", target.group), ("responder_id", target.assignee)):
             if value is None:

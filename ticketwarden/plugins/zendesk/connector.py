@@ -1146,6 +1146,12 @@ class ZendeskConnector(Connector):
         return {"status": _STATUS_VALUES[status]}
 
     def _escalation_fields(self, name: str, target: EscalationTarget) -> dict[str, int]:
+        unsupported = target.unsupported(frozenset({"group", "assignee"}))
+        if unsupported:
+            raise _Refused(
+                f"escalation target {name!r} names {', '.join(unsupported)}, which Zendesk "
+                "does not have (a group and/or an assignee)"
+            )
         fields: dict[str, int] = {}
         for key, value in (("group_id", target.group), ("assignee_id", target.assignee)):
             if value is None:
