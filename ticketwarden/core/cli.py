@@ -692,6 +692,57 @@ def audit_command(
         out.print(table)
 
 
+@app.command("report")
+def report_command(
+    config_path: ConfigOption = None,
+    desk: Annotated[
+        list[str] | None, typer.Option("--desk", help="only this desk (repeatable)")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="ISO time, inclusive (default: 30 days back)")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="ISO time, exclusive (default: now)")
+    ] = None,
+    as_of: AsOfOption = None,
+    output_format: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+    output: Annotated[
+        Path | None, typer.Option("--output", help="write the table/CSV/JSON here")
+    ] = None,
+    html_path: Annotated[
+        Path | None, typer.Option("--html", help="also write a self-contained HTML page here")
+    ] = None,
+) -> None:
+    """Response-target attainment and what the policy did, per severity and desk, over a
+    period: from the store's audit trail and ticket states (see docs/report.md)."""
+    from ticketwarden.reporting import load_report, report_csv, report_json, report_table
+    from ticketwarden.reporting.text import table_text
+
+    if output_format not in ("table", "csv", "json"):
+        raise _fail(f"--format {output_format!r}: use table, csv or json")
+    config = _config(config_path)
+    now = _moment(as_of)
+    end = _moment(until) if until else now
+    start = _moment(since) if since else end - timedelta(days=30)
+    if start >= end:
+        raise _fail(f"--since {start.isoformat()} must be before --until {end.isoformat()}")
+    report = load_report(
+        _store(config), config.policy, since=start, until=end, now=now, desks=desk or ()
+    )
+    if html_path is not None:
+        from ticketwarden.reporting.html import write_html
+
+        write_html(report, html_path)
+    if output_format == "table" and output is None and sys.stdout.isatty():
+        out.print(report_table(report))
+        return
+    text = {"csv": report_csv, "json": report_json, "table": table_text}[output_format](report)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

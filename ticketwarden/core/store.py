@@ -567,6 +567,26 @@ class Store:
                 found.update(connection.execute(query).scalars())
         return found
 
+    def states(self, desk: str | None = None) -> Iterator[tuple[str, str, TicketState]]:
+        """Every stored ticket policy state (of one desk, or all) as ``(desk, ticket_id,
+        state)``, streamed in desk and ticket order: for reports across tickets."""
+        query = sa.select(_state.c.desk, _state.c.ticket_id, _state.c.state).order_by(
+            _state.c.desk, _state.c.ticket_id
+        )
+        if desk is not None:
+            query = query.where(_state.c.desk == desk)
+        return self._state_rows(query)
+
+    def _state_rows(
+        self, query: sa.Select[Any]
+    ) -> Generator[tuple[str, str, TicketState], None, None]:
+        with (
+            self._engine.connect() as connection,
+            connection.execution_options(yield_per=1000).execute(query) as result,
+        ):
+            for desk, ticket_id, stored in result:
+                yield desk, ticket_id, TicketState.model_validate_json(stored)
+
     # -- action ledger -------------------------------------------------------------------------
 
     def ledger(self, keys: Iterable[str]) -> dict[str, LedgerEntry]:

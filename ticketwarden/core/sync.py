@@ -65,6 +65,12 @@ SEEN_COMMENTS = "_sync:comments"
 """State memory: ids of the comments already turned into events."""
 SEEN_FIELDS = "_sync:fields"
 """State memory: the mapped fields and tags as last seen, to detect field and tag changes."""
+CREATED_AT = "_sync:created_at"
+"""State memory: when the helpdesk created the ticket (``ticketwarden report`` measures the
+first-response target from it)."""
+AGENT_UPDATES = "_sync:agent_updates"
+"""State memory: the times (UTC, ISO) of the agents' public replies, oldest first
+(``ticketwarden report`` measures each update interval between them)."""
 
 MAX_CONFLICT_RETRIES = 3
 MAX_TIMERS_IN_HAND = 5
@@ -198,13 +204,28 @@ def _as_list(value: object) -> list[str]:
 
 
 def remember_seen(state: TicketState, ticket: Ticket) -> TicketState:
-    """The state with the ticket's comments and fields marked as seen."""
+    """The state with the ticket's comments and fields marked as seen, and its creation time
+    and the agents' public reply times kept for reports."""
     memory: dict[str, JsonValue] = dict(state.memory)
     seen: list[JsonValue] = list(
         sorted({*_as_list(memory.get(SEEN_COMMENTS)), *(c.id for c in ticket.comments)})
     )
     memory[SEEN_COMMENTS] = seen
     memory[SEEN_FIELDS] = _snapshot(ticket)
+    memory[CREATED_AT] = ticket.created_at.astimezone(UTC).isoformat()
+    replies: list[JsonValue] = list(
+        sorted(
+            {
+                *_as_list(memory.get(AGENT_UPDATES)),
+                *(
+                    c.created_at.astimezone(UTC).isoformat()
+                    for c in ticket.comments
+                    if c.public and c.author_role == AuthorRole.AGENT
+                ),
+            }
+        )
+    )
+    memory[AGENT_UPDATES] = replies
     return state.model_copy(update={"memory": memory})
 
 
