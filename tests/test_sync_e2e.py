@@ -39,7 +39,7 @@ def free_port() -> int:
 class Emulator:
     """`ticketwarden emulate zendesk` in a subprocess."""
 
-    def __init__(self, seed: int, tickets: int) -> None:
+    def __init__(self, seed: int, tickets: int, rate_limit: int | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
@@ -56,6 +56,7 @@ class Emulator:
                 "--tickets",
                 str(tickets),
                 "--control",
+                *(["--rate-limit", str(rate_limit)] if rate_limit else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

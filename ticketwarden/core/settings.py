@@ -231,6 +231,50 @@ class SyncSettings(_Section):
         return parse_span(self.lease_ttl).to_timedelta(timedelta(days=1))
 
 
+def _span(value: str) -> timedelta:
+    return parse_span(value).to_timedelta(timedelta(days=1))
+
+
+class ServeSettings(_Section):
+    """``[serve]``: the webhook sidecar (``ticketwarden serve``)."""
+
+    host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0 in a container)")
+    port: int = Field(8080, ge=1, le=65535, description="port to listen on")
+    workers: int = Field(4, ge=0, description="inbox worker tasks in this process (0: none)")
+    max_attempts: int = Field(
+        8, ge=1, description="tries of an inbox event before it is dead-lettered"
+    )
+    retry_base: str = Field("5s", description="first retry delay; doubles per attempt")
+    retry_cap: str = Field("10m", description="longest retry delay")
+    timers_every: str = Field("30s", description="how often the scheduler fires due timers")
+    catch_up_every: str = Field(
+        "5m", description="how often the change feed is read for webhooks never delivered"
+    )
+    keep_done: str = Field(
+        "2d", description="how long carried-out events are kept to recognise redeliveries"
+    )
+    shutdown_grace: str = Field(
+        "30s", description="on SIGTERM, how long in-flight events may take to finish"
+    )
+
+    @field_validator(
+        "retry_base", "retry_cap", "timers_every", "catch_up_every", "keep_done", "shutdown_grace"
+    )
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        span = parse_span(value)
+        if span.days == 0 and span.seconds == 0:
+            raise ValueError("must be longer than zero")
+        return value
+
+    def span(self, name: str) -> timedelta:
+        """One of the duration settings as a timedelta (a day is 24 hours)."""
+        value = getattr(self, name)
+        if not isinstance(value, str):
+            raise AttributeError(name)
+        return _span(value)
+
+
 def desk_env_var(desk: str, suffix: str) -> str:
     """``TICKETWARDEN_DESK_<DESK>_<SUFFIX>``: the desk name upper-cased, ``-`` written ``_``."""
     return f"{DESK_ENV_PREFIX}{_env_part(desk)}_{suffix.upper()}"
@@ -259,6 +303,7 @@ class Config(_Section):
     desks: dict[str, DeskConfig] = Field(default_factory=dict)
     store: StoreSettings = StoreSettings()
     sync: SyncSettings = SyncSettings()
+    serve: ServeSettings = ServeSettings()
     path: Path | None = None
     policy_file: Path | None = None
 

@@ -26,6 +26,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
+import threading
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
@@ -43,7 +45,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from ticketwarden.core.actions import BaseAction
 from ticketwarden.core.connector import ActionResult, Outcome
 from ticketwarden.core.context import TicketState
-from ticketwarden.core.errors import TicketwardenError
+from ticketwarden.core.errors import ConflictError, TicketwardenError
 
 __all__ = [
     "DEFAULT_DB_ENV",
@@ -54,7 +56,9 @@ __all__ = [
     "SchemaTooNewError",
     "Store",
     "StoreError",
+    "TicketBusyError",
     "default_sqlite_path",
+    "holder_is_dead",
 ]
 
 DEFAULT_DB_ENV = "TICKETWARDEN_DATABASE_URL"
@@ -79,6 +83,14 @@ class StoreError(TicketwardenError):
 
 class SchemaTooNewError(StoreError):
     """The database's schema comes from a newer ticketwarden than this one."""
+
+
+class TicketBusyError(ConflictError):
+    """Another live process is writing to this ticket right now; try again shortly."""
+
+
+CLAIM_TTL = timedelta(minutes=5)
+"""How long a ticket claim outlives a holder that stopped without releasing it."""
 
 
 def default_sqlite_path() -> Path:
@@ -267,6 +279,37 @@ _lease = sa.Table(
     sa.Column("holder", sa.String(), nullable=False),
     sa.Column("expires_at", _UTCDateTime(), nullable=False),
 )
+inbox_table = sa.Table(
+    "webhook_inbox",
+    _meta,
+    sa.Column("id", _id_type, primary_key=True, autoincrement=True),
+    sa.Column("desk", sa.String(), nullable=False),
+    sa.Column("delivery_id", sa.String(), nullable=False),
+    sa.Column("ticket_id", sa.String(), nullable=False),
+    sa.Column("kind", sa.String(), nullable=False),
+    sa.Column("body_hash", sa.String(64), nullable=False),
+    sa.Column("event", sa.Text(), nullable=False),
+    sa.Column("received_at", _UTCDateTime(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("next_attempt_at", _UTCDateTime(), nullable=False),
+    sa.Column("claimed_by", sa.String(), nullable=True),
+    sa.Column("claimed_until", _UTCDateTime(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("done_at", _UTCDateTime(), nullable=True),
+    sa.UniqueConstraint("desk", "delivery_id", "ticket_id", name="uq_webhook_inbox_delivery"),
+    sa.Index("ix_webhook_inbox_ready", "status", "next_attempt_at"),
+    sa.Index("ix_webhook_inbox_ticket", "desk", "ticket_id", "status"),
+)
+"""The sidecar's webhook inbox (its operations live in :mod:`ticketwarden.core.inbox`)."""
+_claim = sa.Table(
+    "ticket_claim",
+    _meta,
+    sa.Column("desk", sa.String(), primary_key=True),
+    sa.Column("ticket_id", sa.String(), primary_key=True),
+    sa.Column("holder", sa.String(), nullable=False),
+    sa.Column("expires_at", _UTCDateTime(), nullable=False),
+)
 
 
 def _audit_hash(prev_hash: str, row_id: int, entry: AuditEntry) -> str:
@@ -394,11 +437,15 @@ class Store:
     :raises StoreError: unsupported URL, unreachable database, or an old schema.
     """
 
-    HEAD_REVISION: ClassVar[str] = "0002_desk_snapshot"
+    HEAD_REVISION: ClassVar[str] = "0003_webhook_inbox"
     """The newest migration this code knows (a test keeps it equal to the scripts' head)."""
 
     def __init__(self, url: str | None = None, *, auto_upgrade: bool = True) -> None:
         self._engine = _create_engine(url if url is not None else _default_url())
+        # SQLite has one writer at a time: threads of this process queue here, where a waiter
+        # wakes the moment the lock is free, instead of in SQLite's busy handler, which polls
+        # with sleeps of up to 100 ms (other processes still queue there)
+        self._writer = threading.RLock() if self.dialect == "sqlite" else None
         try:
             self._check_schema(auto_upgrade)
         except DBAPIError as error:
@@ -489,8 +536,23 @@ class Store:
     def transaction(self) -> Iterator[Connection]:
         """One committed transaction for the ``save_*``/``mark_*``/``record_*``/``append_*``
         methods; rolled back if the block raises. ``BEGIN IMMEDIATE`` on SQLite."""
-        with _write_transaction(self._engine) as tx:
+        if self._writer is None:
+            with _write_transaction(self._engine) as tx:
+                yield tx
+            return
+        with self._writer, _write_transaction(self._engine) as tx:
             yield tx
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection for reads outside any write transaction."""
+        with self._engine.connect() as connection:
+            yield connection
+
+    def insert(self, table: sa.Table) -> sqlite.Insert | postgresql.Insert:
+        """An INSERT with the dialect's ``ON CONFLICT`` clauses, for modules that keep tables
+        of their own in this store (the inbox)."""
+        return self._insert(table)
 
     def _insert(self, table: sa.Table) -> sqlite.Insert | postgresql.Insert:
         if self.dialect == "postgresql":
@@ -615,9 +677,31 @@ class Store:
         ticket_id: str,
         actions: Sequence[BaseAction],
         at: datetime,
-    ) -> None:
+        *,
+        holder: str | None = None,
+        wall: datetime | None = None,
+    ) -> list[BaseAction]:
         """Record that ``actions`` are about to be sent; keys already in the ledger (in any
-        status) are left alone."""
+        status) are left alone. Returns the actions still to send.
+
+        With a ``holder``, the ticket is first claimed for it (until ``wall + CLAIM_TTL``; a
+        claim of a dead process on this machine is taken over), so no two processes send to
+        one ticket at once — :class:`TicketBusyError` while another live holder has it. Under
+        the claim, actions another process settled meanwhile are left out of the result.
+        """
+        todo = list(actions)
+        if holder is not None:
+            self._claim(tx, desk, ticket_id, holder, wall or datetime.now(UTC))
+            settled = {
+                key
+                for chunk in _chunks(_key(a) for a in actions)
+                for key in tx.execute(
+                    sa.select(_ledger.c.key).where(
+                        _ledger.c.key.in_(chunk), _ledger.c.status != "pending"
+                    )
+                ).scalars()
+            }
+            todo = [a for a in actions if a.key not in settled]
         rows = {
             _key(action): {
                 "key": action.key,
@@ -630,11 +714,102 @@ class Store:
                 "created_id": None,
                 "updated_at": at,
             }
-            for action in actions
+            for action in todo
         }
         if rows:
             insert = self._insert(_ledger).on_conflict_do_nothing(index_elements=["key"])
             tx.execute(insert, list(rows.values()))
+        return todo
+
+    def _claim(self, tx: Connection, desk: str, ticket_id: str, holder: str, now: datetime) -> None:
+        insert = self._insert(_claim).values(
+            desk=desk, ticket_id=ticket_id, holder=holder, expires_at=now + CLAIM_TTL
+        )
+        upsert = insert.on_conflict_do_update(
+            index_elements=["desk", "ticket_id"],
+            set_={"holder": insert.excluded.holder, "expires_at": insert.excluded.expires_at},
+            where=sa.or_(_claim.c.holder == holder, _claim.c.expires_at <= now),
+        )
+        tx.execute(upsert)
+        where = (_claim.c.desk == desk, _claim.c.ticket_id == ticket_id)
+        current = tx.execute(sa.select(_claim.c.holder).where(*where)).scalar_one()
+        if current == holder:
+            return
+        if holder_is_dead(current):
+            tx.execute(
+                sa.update(_claim)
+                .where(*where, _claim.c.holder == current)
+                .values(holder=holder, expires_at=now + CLAIM_TTL)
+            )
+            return
+        raise TicketBusyError(desk, f"ticket {ticket_id} is being updated by {current}")
+
+    def settle_interrupted(
+        self,
+        desk: str,
+        ticket_id: str,
+        keep: Iterable[str],
+        at: datetime,
+        holder: str,
+        actor: str = "ticketwarden",
+    ) -> list[LedgerEntry]:
+        """Settle a ticket's *pending* entries that a run interrupted and that re-evaluating
+        the ticket no longer asks for (all but ``keep``), as ``unchanged``, with an audit row
+        each. The engine drops an action whose effect the fresh ticket already shows, so such
+        an entry either landed before the crash or is no longer needed; left pending, it would
+        make the sync job take the ticket's later status changes for its own forever.
+
+        Runs under ``holder``'s claim on the ticket (:class:`TicketBusyError` while another
+        live process is writing to it, whose entries these may be). Returns what it settled.
+        """
+        kept = set(keep)
+        with self.transaction() as tx:
+            self._claim(tx, desk, ticket_id, holder, datetime.now(UTC))
+            rows = tx.execute(
+                sa.select(_ledger).where(
+                    _ledger.c.desk == desk,
+                    _ledger.c.ticket_id == ticket_id,
+                    _ledger.c.status == "pending",
+                )
+            ).mappings()
+            stale = [LedgerEntry(**row) for row in rows if row["key"] not in kept]
+            detail = (
+                "interrupted before its outcome was recorded; re-evaluating the ticket no longer "
+                "asks for it (it landed, or is no longer needed)"
+            )
+            if stale:
+                tx.execute(
+                    sa.update(_ledger)
+                    .where(_ledger.c.key.in_([e.key for e in stale]), _ledger.c.status == "pending")
+                    .values(status=Outcome.UNCHANGED.value, detail=detail, updated_at=at)
+                )
+                self.append_audit(
+                    tx,
+                    [
+                        AuditEntry(
+                            at=at,
+                            actor=actor,
+                            desk=desk,
+                            ticket_id=ticket_id,
+                            rule_id=e.rule_id,
+                            action=e.kind,
+                            reason="settling an interrupted run",
+                            outcome=Outcome.UNCHANGED.value,
+                            detail=detail,
+                        )
+                        for e in stale
+                    ],
+                )
+            self.release_ticket(tx, desk, ticket_id, holder)
+        return stale
+
+    def release_ticket(self, tx: Connection, desk: str, ticket_id: str, holder: str) -> None:
+        """Give up ``holder``'s claim on a ticket (see :meth:`mark_pending`)."""
+        tx.execute(
+            sa.delete(_claim).where(
+                _claim.c.desk == desk, _claim.c.ticket_id == ticket_id, _claim.c.holder == holder
+            )
+        )
 
     def record_results(
         self,
@@ -801,3 +976,19 @@ def _key(action: BaseAction) -> str:
     if not action.key:
         raise StoreError(f"{action.rule_id} {action.kind}: the action has no idempotency key")
     return action.key
+
+
+def holder_is_dead(holder: str) -> bool:
+    """Whether a lease or claim holder ``host:pid:nonce`` is a process of this machine that has
+    ended (so what it held can be taken over at once instead of waiting for it to expire)."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

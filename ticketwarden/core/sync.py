@@ -57,7 +57,7 @@ from ticketwarden.core.model import (
     Ticket,
     diff_rosters,
 )
-from ticketwarden.core.store import AuditEntry, Store
+from ticketwarden.core.store import AuditEntry, Store, holder_is_dead
 
 log = logging.getLogger("ticketwarden.sync")
 
@@ -297,18 +297,22 @@ class DeskSync:
         self.on_action = on_action
         self.on_progress = on_progress
         self.roster = Roster()
+        self._asked: set[str] = set()
+        """Keys of every action evaluations of this pass asked for."""
+        self._interrupted: dict[str, bool] = {}
+        """Tickets that had pending entries of an interrupted run when this pass read them."""
 
-    async def run(self) -> DeskReport:
-        """Take the lease, catch up on changes, fire due timers, release the lease."""
+    async def run(self, *, catch_up: bool = True) -> DeskReport:
+        """Take the lease, catch up on changes (unless ``catch_up`` is false: the sidecar's
+        timer ticks between its catch-ups), fire due timers, release the lease."""
         if not self.options.dry_run and not self._take_lease():
             holder = self.store.lease_holder(self.desk, self.options.now)
             self.report.skipped = f"desk {self.desk} is being synced by {holder}; skipped"
             return self.report
         try:
-            if self.connector.supports(Capability.ROSTER):
-                self.roster = await self.connector.roster()
-                self._audit_roster_changes()
-            await self._catch_up()
+            await self.refresh_roster()
+            if catch_up:
+                await self._catch_up()
             await self._timers()
         finally:
             if not self.options.dry_run:
@@ -317,6 +321,13 @@ class DeskSync:
             self.report.api_calls = stats.requests
             self.report.rate_limited = stats.rate_limited
         return self.report
+
+    async def refresh_roster(self) -> None:
+        """Read the desk's authorized-contact roster (if the connector has one) and audit how
+        it changed since the last read (AUTH-2)."""
+        if self.connector.supports(Capability.ROSTER):
+            self.roster = await self.connector.roster()
+            self._audit_roster_changes()
 
     def _audit_roster_changes(self) -> None:
         """AUTH-2: compare the roster with the copy seen last pass; audit every change."""
@@ -390,16 +401,28 @@ class DeskSync:
             if not page.has_more:
                 return
 
-    async def _process(self, listed: Ticket) -> None:
+    async def process(self, listed: Ticket, *, complete: bool | None = None) -> bool:
+        """Turn one changed ticket into events, carry them out and fire its due timers; the
+        sidecar's worker calls this for a ticket its webhooks named. ``complete`` says whether
+        ``listed`` is the whole ticket (default: whatever the connector's change feed gives);
+        if not, it is read again first. Returns false when the ticket failed (reported)."""
+        failures = len(self.report.failures)
+        await self._process(listed, complete=complete)
+        return len(self.report.failures) == failures
+
+    async def _process(self, listed: Ticket, *, complete: bool | None = None) -> None:
         """Turn one changed ticket into events and carry them out; failures are reported."""
+        if complete is None:
+            complete = self.connector.changes_are_complete
         try:
             state = self.store.state(self.desk, listed.id)
             ticket = listed
-            if not self.connector.changes_are_complete:
+            if not complete:
                 ticket = await self.connector.read_ticket(listed.id)
             own = (
                 frozenset(self.store.pending_kinds(self.desk, ticket.id)) if state else frozenset()
             )
+            self._interrupted[ticket.id] = bool(own)
             events = events_for(ticket, state, own_pending=own)
             self.report.events += len(events)
             for event in events:
@@ -449,6 +472,8 @@ class DeskSync:
 
     async def _stale(self, ticket_id: str, state: TicketState | None) -> None:
         try:
+            if state is not None and self.store.pending_kinds(self.desk, ticket_id):
+                self._interrupted[ticket_id] = True
             ticket = await self.connector.read_ticket(ticket_id)
             # a ticket seen for the first time is observed as of its last update, so its
             # waiting time counts from then (HOURS-1, CLOSE-3)
@@ -484,6 +509,7 @@ class DeskSync:
 
     async def _carry_out(self, ticket: Ticket, evaluation: Evaluation) -> None:
         actions = list(evaluation.actions)
+        self._asked.update(a.key for a in actions)
         for action in actions:
             self.report.actions_by_rule[action.rule_id] += 1
         if self.options.dry_run:
@@ -499,18 +525,32 @@ class DeskSync:
         if not todo:
             return
         first_sight = self.store.state(self.desk, ticket.id) is None
+        holder = self.options.holder
         with self.store.transaction() as tx:
-            self.store.mark_pending(tx, self.desk, ticket.id, todo, self.options.now)
+            # claims the ticket: no other process sends to it until the outcome is recorded
+            todo = self.store.mark_pending(
+                tx, self.desk, ticket.id, todo, self.options.now, holder=holder
+            )
             if first_sight:
                 # Keep the facts as they were before our writes: if the run dies now, the
                 # desk's timestamps will show our writes, not when the ticket began waiting.
                 before = evaluation.before.model_copy(update={"created_seen": False})
                 self.store.save_state(tx, self.desk, ticket.id, before)
-        results = await self.connector.apply(ticket, todo)
+        if not todo:
+            with self.store.transaction() as tx:
+                self.store.release_ticket(tx, self.desk, ticket.id, holder)
+            return
+        try:
+            results = await self.connector.apply(ticket, todo)
+        except BaseException:
+            with self.store.transaction() as tx:  # pending stays: settled by already_applied
+                self.store.release_ticket(tx, self.desk, ticket.id, holder)
+            raise
         with self.store.transaction() as tx:
             self.store.record_results(
                 tx, self.desk, ticket.id, list(zip(todo, results, strict=True)), self.options.now
             )
+            self.store.release_ticket(tx, self.desk, ticket.id, holder)
         for action, result in zip(todo, results, strict=True):
             self.report.outcomes[result.outcome] += 1
             if result.outcome == Outcome.FAILED:
@@ -531,15 +571,19 @@ class DeskSync:
                 continue  # applied (or settled) before: never twice
             if isinstance(action, AddComment) and _already_said(ticket, action):
                 # ticketwarden never posts the same text twice on a ticket: a message whose
-                # occasion shifted across a crash recovery is recognised by its words
+                # occasion shifted across a crash recovery is recognised by its words; one
+                # left pending by an interrupted run is that run's own comment, landed
+                interrupted = entry is not None
                 landed.append(
                     (
                         action,
                         ActionResult(
                             key=action.key,
                             kind=action.kind,
-                            outcome=Outcome.UNCHANGED,
-                            detail="the same text is already on the ticket",
+                            outcome=Outcome.APPLIED if interrupted else Outcome.UNCHANGED,
+                            detail="found applied after an interrupted run"
+                            if interrupted
+                            else "the same text is already on the ticket",
                         ),
                     )
                 )
@@ -568,6 +612,18 @@ class DeskSync:
     def _save(self, ticket: Ticket, state: TicketState | None) -> None:
         if state is None or self.options.dry_run:
             return
+        if self._interrupted.pop(ticket.id, False):
+            settled = self.store.settle_interrupted(
+                self.desk, ticket.id, self._asked, self.options.now, self.options.holder
+            )
+            for entry in settled:
+                log.info(
+                    "%s ticket %s: %s %s from an interrupted run settled (no longer asked for)",
+                    self.desk,
+                    ticket.id,
+                    entry.rule_id,
+                    entry.kind,
+                )
         with self.store.transaction() as tx:
             self.store.save_state(tx, self.desk, ticket.id, remember_seen(state, ticket))
 
@@ -580,21 +636,6 @@ def _already_said(ticket: Ticket, action: AddComment) -> bool:
         and " ".join(c.body.split()) == wanted
         for c in ticket.comments
     )
-
-
-def holder_is_dead(holder: str) -> bool:
-    """Whether a lease holder ``host:pid:nonce`` is a process of this machine that has ended."""
-    host, _, rest = holder.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def log_action_line(
