@@ -122,6 +122,46 @@ def policy_check(file: Annotated[Path, typer.Argument(help="policy file to valid
     out.print(f"{file}: valid policy {policy.name!r} (calendars: {calendars})")
 
 
+@policy_app.command("docs")
+def policy_docs(
+    check: Annotated[
+        bool, typer.Option("--check", help="exit 1 when FILE's generated part is out of date")
+    ] = False,
+    write: Annotated[
+        bool, typer.Option("--write", help="replace FILE's generated part with the current one")
+    ] = False,
+    file: Annotated[
+        Path, typer.Option("--file", help="the page holding the generated part")
+    ] = Path("docs/policy.md"),
+) -> None:
+    """Print every policy key — type, default, meaning, the rules it serves — as markdown,
+    generated from the policy models; --check or --write compare with or update FILE."""
+    from ticketwarden.core.policy_docs import generated_part, render, replace_generated
+
+    generated = render()
+    if not (check or write):
+        out.print(generated, end="", markup=False)
+        return
+    try:
+        text = file.read_text(encoding="utf-8")
+        if write:
+            file.write_text(replace_generated(text, generated), encoding="utf-8")
+            out.print(f"{file}: generated part updated", markup=False)
+            return
+    except (OSError, ValueError) as exc:
+        raise _fail(f"{file}: {exc}") from None
+    current = generated_part(text)
+    if current is None:
+        raise _fail(f"{file}: no generated part (see ticketwarden/core/policy_docs.py)")
+    if current != generated:
+        raise _fail(
+            f"{file}: the generated policy reference is out of date; run "
+            f"`ticketwarden policy docs --write --file {file}`",
+            1,
+        )
+    out.print(f"{file}: generated part up to date", markup=False)
+
+
 def _display(path: Path) -> str:
     """A path relative to the working directory when it is below it, else its last parts."""
     try:

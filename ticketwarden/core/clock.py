@@ -862,13 +862,30 @@ class CalendarConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    timezone: str = "Europe/Berlin"
-    hours: dict[str, list[str]] = Field(default_factory=_default_hours)
-    holidays_country: str | None = "DE"
-    holidays_subdivision: str | None = None
-    closed_dates: list[date] = Field(default_factory=list)
-    day_length: Span | None = None
-    always_open: bool = False
+    timezone: str = Field("Europe/Berlin", description="IANA time zone of the hours")
+    hours: dict[str, list[str]] = Field(
+        default_factory=_default_hours,
+        description=(
+            "weekday → open intervals in local time (`08:00-18:00`); days not listed are closed; "
+            "replaces the preset's table as a whole"
+        ),
+    )
+    holidays_country: str | None = Field(
+        "DE",
+        description=(
+            "country whose public holidays are closed (the `holidays` package); unset: none"
+        ),
+    )
+    holidays_subdivision: str | None = Field(None, description="state or region of those holidays")
+    closed_dates: list[date] = Field(default_factory=list, description="further closed days")
+    day_length: Span | None = Field(
+        None,
+        description=(
+            "what `1d` means on this calendar (default: its longest weekday; on a follow-the-sun "
+            "calendar the longest day of any region)"
+        ),
+    )
+    always_open: bool = Field(False, description="a 24×7 calendar; takes none of the other keys")
 
     @field_validator("timezone")
     @classmethod
@@ -937,11 +954,18 @@ class RegionConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    timezone: str
-    hours: dict[str, list[str]] = Field(default_factory=_default_hours)
-    holidays_country: str | None = None
-    holidays_subdivision: str | None = None
-    closed_dates: list[date] = Field(default_factory=list)
+    timezone: str = Field(description="IANA time zone of the region's hours")
+    hours: dict[str, list[str]] = Field(
+        default_factory=_default_hours,
+        description="weekday → open intervals in local time; days not listed are closed",
+    )
+    holidays_country: str | None = Field(
+        None, description="country whose public holidays close the region; unset: none"
+    )
+    holidays_subdivision: str | None = Field(None, description="state or region of those holidays")
+    closed_dates: list[date] = Field(
+        default_factory=list, description="further closed days of the region"
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -989,8 +1013,18 @@ class UnionCalendarConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    regions: tuple[RegionConfig, ...]
-    day_length: Span | None = None
+    regions: tuple[RegionConfig, ...] = Field(
+        description=(
+            "a follow-the-sun calendar's regional calendars: business time counts while any is open"
+        )
+    )
+    day_length: Span | None = Field(
+        None,
+        description=(
+            "what `1d` means on this calendar (default: its longest weekday; on a follow-the-sun "
+            "calendar the longest day of any region)"
+        ),
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> UnionCalendarConfig:

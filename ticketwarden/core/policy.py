@@ -56,6 +56,12 @@ class Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def serves(*rule_ids: str) -> dict[str, Any]:
+    """A policy key's ``json_schema_extra``: the POLICY.md rules it serves (none: it is for
+    people). A key without it serves its parent key's rules; ``policy docs`` prints them."""
+    return {"rules": list(rule_ids)}
+
+
 # --- Intake -----------------------------------------------------------------------------------
 
 
@@ -65,7 +71,12 @@ class IntakeField(Section):
     name: str = Field(description="canonical field name; subject/description/severity are native")
     label: str = Field(description="how the item is named to the customer")
     pattern: str | None = Field(None, description="regular expression a valid value must match")
-    required: bool = True
+    required: bool = Field(
+        True,
+        description=(
+            "a ticket without this item is incomplete; false: the item is only checked when given"
+        ),
+    )
 
 
 DEFAULT_INTAKE_FIELDS = (
@@ -90,47 +101,85 @@ DEFAULT_INTAKE_FIELDS = (
 class IntakePolicy(Section):
     """INTAKE-1..6: what a ticket must carry, and how incomplete tickets are held."""
 
-    fields: tuple[IntakeField, ...] = DEFAULT_INTAKE_FIELDS
-    modules: tuple[str, ...] = (
-        "Agent",
-        "Patch Management",
-        "Monitoring",
-        "Remote Control",
-        "Backup",
-        "Reporting",
-        "Server",
+    fields: tuple[IntakeField, ...] = Field(
+        DEFAULT_INTAKE_FIELDS,
+        description=(
+            "the items a new ticket must carry; subject, description and severity are native, the "
+            "others come from the desk's field mapping"
+        ),
+        json_schema_extra=serves("INTAKE-1"),
     )
-    hold_message: str = (
+    modules: tuple[str, ...] = Field(
+        (
+            "Agent",
+            "Patch Management",
+            "Monitoring",
+            "Remote Control",
+            "Backup",
+            "Reporting",
+            "Server",
+        ),
+        description="the module or product categories a ticket's `module` item may name",
+        json_schema_extra=serves("INTAKE-1"),
+    )
+    hold_message: str = Field(
         "Thank you for your ticket. Before we can start working on it we need the following "
-        "information:\n{missing}\nPlease reply to this ticket with the missing items."
+        "information:\n{missing}\nPlease reply to this ticket with the missing items.",
+        description="comment holding an incomplete ticket; `{missing}` lists the missing items",
+        json_schema_extra=serves("INTAKE-2"),
     )
-    complete_message: str = (
-        "Thank you — your ticket now has everything we need, and we are working on it."
+    complete_message: str = Field(
+        "Thank you — your ticket now has everything we need, and we are working on it.",
+        description="comment releasing the hold once every item is there",
+        json_schema_extra=serves("INTAKE-2"),
     )
-    incomplete_tag: str = "intake-incomplete"
-    number_notice: str = (
-        "Ticket {number} — please cite this ticket number in every reply and communication."
+    incomplete_tag: str = Field(
+        "intake-incomplete",
+        description="tag a ticket carries while items are missing",
+        json_schema_extra=serves("INTAKE-1", "INTAKE-2"),
     )
-    cannot_comply_phrases: tuple[str, ...] = (
-        "cannot carry out",
-        "can't carry out",
-        "unable to carry out",
-        "cannot perform the steps",
-        "unable to perform",
-        "können die schritte nicht",
-        "nicht durchführen",
+    number_notice: str = Field(
+        "Ticket {number} — please cite this ticket number in every reply and communication.",
+        description="appended to every public comment; `{number}` is the ticket number",
+        json_schema_extra=serves("INTAKE-3"),
     )
-    cannot_comply_tag: str = "steps-not-carried-out"
+    cannot_comply_phrases: tuple[str, ...] = Field(
+        (
+            "cannot carry out",
+            "can't carry out",
+            "unable to carry out",
+            "cannot perform the steps",
+            "unable to perform",
+            "können die schritte nicht",
+            "nicht durchführen",
+        ),
+        description="phrases in a customer reply meaning they cannot carry out the steps",
+        json_schema_extra=serves("INTAKE-4"),
+    )
+    cannot_comply_tag: str = Field(
+        "steps-not-carried-out",
+        description="tag set when the customer cannot carry out the steps",
+        json_schema_extra=serves("INTAKE-4"),
+    )
     access_marker: str = Field(
-        "#access", description="an agent's private note starting with this logs server access"
+        "#access",
+        description="an agent's private note starting with this logs server access",
+        json_schema_extra=serves("INTAKE-5"),
     )
     environment_reason: str = Field(
-        "environment", description="resolution reason an agent uses for INTAKE-6"
+        "environment",
+        description="resolution reason an agent uses for INTAKE-6",
+        json_schema_extra=serves("INTAKE-6"),
     )
-    environment_message: str = (
+    environment_message: str = Field(
         "The cause lies in the hardware or operating system of your environment, which is below "
         "the documented system requirements. We recommend the changes described above; please "
-        "reply to this ticket once they are in place and we will resume work."
+        "reply to this ticket once they are in place and we will resume work.",
+        description=(
+            "told to the customer when a ticket is resolved for its environment; the ticket then "
+            "waits on the customer"
+        ),
+        json_schema_extra=serves("INTAKE-6"),
     )
 
     @model_validator(mode="after")
@@ -151,26 +200,46 @@ class ContactsPolicy(Section):
     unauthorized: Literal["reject", "flag"] = Field(
         "reject",
         description="reject: answer and wait for an authorized contact; flag: note and go on",
+        json_schema_extra=serves("AUTH-1"),
     )
     unknown_organization: Literal["reject", "flag", "allow"] = Field(
-        "flag", description="what to do when the roster has no entry for the organization"
+        "flag",
+        description="what to do when the roster has no entry for the organization",
+        json_schema_extra=serves("AUTH-1"),
     )
-    unauthorized_tag: str = "unauthorized-requester"
-    reject_message: str = (
+    unauthorized_tag: str = Field(
+        "unauthorized-requester",
+        description="tag on a ticket from a requester who is not an authorized contact",
+        json_schema_extra=serves("AUTH-1"),
+    )
+    reject_message: str = Field(
         "Thank you for contacting support. Tickets can only be opened by the authorized "
         "contacts your organization has designated. Please ask one of them to confirm this "
-        "request in this ticket, or have your organization add you as an authorized contact."
+        "request in this ticket, or have your organization add you as an authorized contact.",
+        description="answer to an unauthorized requester when `unauthorized` is `reject`",
+        json_schema_extra=serves("AUTH-1"),
     )
-    flag_note: str = "Requester {email} is not an authorized contact of {organization}."
-    certified_tag: str = "certified-admin"
+    flag_note: str = Field(
+        "Requester {email} is not an authorized contact of {organization}.",
+        description="internal note when `unauthorized` is `flag`; `{email}`, `{organization}`",
+        json_schema_extra=serves("AUTH-1"),
+    )
+    certified_tag: str = Field(
+        "certified-admin",
+        description="tag on a ticket opened by a validly certified administrator",
+        json_schema_extra=serves("AUTH-3"),
+    )
     certified_priority_boost: bool = Field(
-        True, description="raise the queue priority one level for valid certified admins"
+        True,
+        description="raise the queue priority one level for valid certified admins",
+        json_schema_extra=serves("AUTH-3"),
     )
     certified_response_factor: float = Field(
         1.0,
         gt=0,
         le=1,
         description="first-response target multiplier for certified requesters (RESP-1)",
+        json_schema_extra=serves("RESP-1", "AUTH-3"),
     )
 
 
@@ -180,19 +249,35 @@ class ContactsPolicy(Section):
 class ContinuityPolicy(Section):
     """SEV1-1: a severity-1 ticket needs a contact reachable around the clock."""
 
-    contact_timeout: Span = parse_span("2h")
-    lower_to: Severity = Severity.HIGH
+    contact_timeout: Span = Field(
+        parse_span("2h"),
+        description=(
+            "how long a request for a 24×7 contact may go unanswered before the severity is lowered"
+        ),
+        json_schema_extra=serves("SEV1-1"),
+    )
+    lower_to: Severity = Field(
+        Severity.HIGH,
+        description="the severity a severity-1 ticket is lowered to after the timeout",
+        json_schema_extra=serves("SEV1-1"),
+    )
     contact_field: str = Field(
-        "sev1_contact", description="ticket field naming the 24×7 contact (name and phone)"
+        "sev1_contact",
+        description="ticket field naming the 24×7 contact (name and phone)",
+        json_schema_extra=serves("SEV1-1"),
     )
-    request_message: str = (
+    request_message: str = Field(
         "This is a severity 1 ticket, which we work around the clock. Please name an authorized "
-        "contact who is available around the clock (name and phone) and answers within {timeout}."
+        "contact who is available around the clock (name and phone) and answers within {timeout}.",
+        description="asks the customer for a 24×7 contact; `{timeout}`",
+        json_schema_extra=serves("SEV1-1"),
     )
-    lowered_message: str = (
+    lowered_message: str = Field(
         "No authorized contact was available within {timeout} of our request, so continuous "
         "work on this ticket is suspended and its severity was lowered to {severity}. Reply when "
-        "a contact is available again."
+        "a contact is available again.",
+        description="told when the severity is lowered; `{timeout}`, `{severity}`",
+        json_schema_extra=serves("SEV1-1"),
     )
 
 
@@ -206,8 +291,10 @@ _DAY = timedelta(hours=24)
 class ResolutionReason(Section):
     """One allowed reason to mark a ticket resolved (CLOSE-2, SCOPE-2, INTAKE-6)."""
 
-    code: str
-    label: str
+    code: str = Field(
+        description="the reason's code, as the desk's resolution field or tag carries it"
+    )
+    label: str = Field(description="how agents and reports name the reason")
     explanation: str = Field("", description="told to the customer when this reason is used")
     unsupported_cause: bool = Field(False, description="a SCOPE-2 cause that support excludes")
 
@@ -256,38 +343,90 @@ DEFAULT_REASONS = (
 class ClosurePolicy(Section):
     """CLOSE-1..5: when tickets may be resolved, reminded, reopened and closed."""
 
-    reasons: tuple[ResolutionReason, ...] = DEFAULT_REASONS
-    reminders: tuple[Span, ...] = (parse_span("2d"), parse_span("5d"))
-    auto_resolve_after: Span = parse_span("7d")
+    reasons: tuple[ResolutionReason, ...] = Field(
+        DEFAULT_REASONS,
+        description=(
+            "the allowed resolution reasons; those with `unsupported_cause` are SCOPE-2's excluded"
+            " causes"
+        ),
+        json_schema_extra=serves("CLOSE-2", "SCOPE-2"),
+    )
+    reminders: tuple[Span, ...] = Field(
+        (parse_span("2d"), parse_span("5d")),
+        description=(
+            "reminder times after a ticket starts waiting on the customer; strictly increasing, "
+            "all before `auto_resolve_after`"
+        ),
+        json_schema_extra=serves("CLOSE-3"),
+    )
+    auto_resolve_after: Span = Field(
+        parse_span("7d"),
+        description=(
+            "silence after which a ticket waiting on the customer is resolved with "
+            "`no_response_reason`"
+        ),
+        json_schema_extra=serves("CLOSE-3"),
+    )
     silence_clock: str = Field(
-        TWENTY_FOUR_SEVEN, description="calendar the reminder and silence days count on"
+        TWENTY_FOUR_SEVEN,
+        description="calendar the reminder and silence days count on",
+        json_schema_extra=serves("CLOSE-3"),
     )
-    no_response_reason: str = "no_response"
-    reminder_message: str = (
+    no_response_reason: str = Field(
+        "no_response",
+        description="the reason code auto-resolve uses; one of `reasons`",
+        json_schema_extra=serves("CLOSE-2", "CLOSE-3"),
+    )
+    reminder_message: str = Field(
         "We are still waiting for your reply (reminder {count} of {total}). Without a reply "
-        "this ticket will be resolved on {deadline}."
+        "this ticket will be resolved on {deadline}.",
+        description="a reminder; `{count}`, `{total}`, `{deadline}`",
+        json_schema_extra=serves("CLOSE-3"),
     )
-    auto_resolve_message: str = (
+    auto_resolve_message: str = Field(
         "We have not heard from you despite repeated reminders, so this ticket is now "
-        "resolved. You can reopen it with a clarification within {reopen_window}."
+        "resolved. You can reopen it with a clarification within {reopen_window}.",
+        description="told when the ticket is resolved for silence; `{reopen_window}`",
+        json_schema_extra=serves("CLOSE-3"),
     )
-    reopen_window: Span = parse_span("7d")
-    acknowledgement_phrases: tuple[str, ...] = (
-        "thanks",
-        "thank you",
-        "thx",
-        "ok",
-        "danke",
-        "vielen dank",
+    reopen_window: Span = Field(
+        parse_span("7d"),
+        description="how long after resolution a customer reply reopens the ticket",
+        json_schema_extra=serves("CLOSE-4"),
     )
-    final_close_after: Span = parse_span("7d")
-    follow_up_message: str = (
+    acknowledgement_phrases: tuple[str, ...] = Field(
+        (
+            "thanks",
+            "thank you",
+            "thx",
+            "ok",
+            "danke",
+            "vielen dank",
+        ),
+        description="replies that are only thanks and do not reopen a resolved ticket",
+        json_schema_extra=serves("CLOSE-4"),
+    )
+    final_close_after: Span = Field(
+        parse_span("7d"),
+        description="quiet time after resolution after which a ticket is closed for good",
+        json_schema_extra=serves("CLOSE-5"),
+    )
+    follow_up_message: str = Field(
         "This ticket was resolved more than {reopen_window} ago and is closed for good. "
-        "We have opened a new ticket for your message that links this one."
+        "We have opened a new ticket for your message that links this one.",
+        description=(
+            "told when a reply to a closed ticket opens a linked follow-up; `{reopen_window}`"
+        ),
+        json_schema_extra=serves("CLOSE-5"),
     )
-    unresolved_note: str = (
+    unresolved_note: str = Field(
         "This ticket was marked resolved without {problem}. Per the support policy it stays "
-        "open until {requirement}."
+        "open until {requirement}.",
+        description=(
+            "internal note when a ticket is resolved without an allowed reason or before the "
+            "customer was told the solution; `{problem}`, `{requirement}`"
+        ),
+        json_schema_extra=serves("CLOSE-1", "CLOSE-2"),
     )
 
     @model_validator(mode="after")
@@ -315,66 +454,116 @@ class ClosurePolicy(Section):
 class SeverityLevel(Section):
     """SEV-1..SEV-4: what one severity means and the targets it runs on."""
 
-    name: str
-    definition: str
-    first_response: Span
-    update_interval: Span
-    clock: str = Field(description=f"'{TWENTY_FOUR_SEVEN}' or the name of a calendar")
-    priority: Priority
+    name: str = Field(description="the severity's name")
+    definition: str = Field(description="what the severity means")
+    first_response: Span = Field(
+        description="first-response target", json_schema_extra=serves("RESP-1")
+    )
+    update_interval: Span = Field(
+        description="interval between updates until a root cause or workaround is found",
+        json_schema_extra=serves("RESP-2"),
+    )
+    clock: str = Field(
+        description=f"'{TWENTY_FOUR_SEVEN}' or the name of a calendar",
+        json_schema_extra=serves("HOURS-1"),
+    )
+    priority: Priority = Field(
+        description=(
+            "the desk priority of a ticket of this severity: `urgent`, `high`, `normal` or `low`"
+        )
+    )
 
 
 class ResponsePolicy(Section):
     """RESP-1..3: first response and update targets per severity, warnings and breaches."""
 
-    severities: dict[Severity, SeverityLevel] = {
-        Severity.CRITICAL: SeverityLevel(
-            name="critical",
-            definition="whole system down, agents offline or server stopped, critical "
-            "production impact — highest priority, around the clock",
-            first_response=parse_span("1h"),
-            update_interval=parse_span("4h"),
-            clock=TWENTY_FOUR_SEVEN,
-            priority=Priority.URGENT,
-        ),
-        Severity.HIGH: SeverityLevel(
-            name="high",
-            definition="significant loss of function with major production impact, or system "
-            "integrity at risk — high priority within business hours",
-            first_response=parse_span("4h"),
-            update_interval=parse_span("1d"),
-            clock="business",
-            priority=Priority.HIGH,
-        ),
-        Severity.MEDIUM: SeverityLevel(
-            name="medium",
-            definition="moderate loss of function, some production impact — priority within "
-            "business hours",
-            first_response=parse_span("8h"),
-            update_interval=parse_span("2d"),
-            clock="business",
-            priority=Priority.NORMAL,
-        ),
-        Severity.LOW: SeverityLevel(
-            name="low",
-            definition="minor loss of function, or questions about integration, installation "
-            "and configuration — within business hours",
-            first_response=parse_span("24h"),
-            update_interval=parse_span("5d"),
-            clock="business",
-            priority=Priority.LOW,
-        ),
-    }
-    warn_at: float = Field(0.8, gt=0, lt=1, description="share of a target that raises a warning")
-    warning_tag: str = "response-due-soon"
-    breach_tag: str = "response-target-breached"
-    update_overdue_tag: str = "update-overdue"
+    severities: dict[Severity, SeverityLevel] = Field(
+        {
+            Severity.CRITICAL: SeverityLevel(
+                name="critical",
+                definition="whole system down, agents offline or server stopped, critical "
+                "production impact — highest priority, around the clock",
+                first_response=parse_span("1h"),
+                update_interval=parse_span("4h"),
+                clock=TWENTY_FOUR_SEVEN,
+                priority=Priority.URGENT,
+            ),
+            Severity.HIGH: SeverityLevel(
+                name="high",
+                definition="significant loss of function with major production impact, or system "
+                "integrity at risk — high priority within business hours",
+                first_response=parse_span("4h"),
+                update_interval=parse_span("1d"),
+                clock="business",
+                priority=Priority.HIGH,
+            ),
+            Severity.MEDIUM: SeverityLevel(
+                name="medium",
+                definition="moderate loss of function, some production impact — priority within "
+                "business hours",
+                first_response=parse_span("8h"),
+                update_interval=parse_span("2d"),
+                clock="business",
+                priority=Priority.NORMAL,
+            ),
+            Severity.LOW: SeverityLevel(
+                name="low",
+                definition="minor loss of function, or questions about integration, installation "
+                "and configuration — within business hours",
+                first_response=parse_span("24h"),
+                update_interval=parse_span("5d"),
+                clock="business",
+                priority=Priority.LOW,
+            ),
+        },
+        description="what each severity 1–4 means and its targets; all four are required",
+        json_schema_extra=serves("SEV-1", "SEV-2", "SEV-3", "SEV-4"),
+    )
+    warn_at: float = Field(
+        0.8,
+        gt=0,
+        lt=1,
+        description="share of the first-response target after which a warning is raised",
+        json_schema_extra=serves("RESP-1"),
+    )
+    warning_tag: str = Field(
+        "response-due-soon",
+        description="tag on a ticket whose first response is due soon",
+        json_schema_extra=serves("RESP-1"),
+    )
+    breach_tag: str = Field(
+        "response-target-breached",
+        description="tag on a ticket whose first-response target is breached",
+        json_schema_extra=serves("RESP-1"),
+    )
+    update_overdue_tag: str = Field(
+        "update-overdue",
+        description="tag on a ticket whose update interval has passed without an update",
+        json_schema_extra=serves("RESP-2"),
+    )
     updates_stop_tags: tuple[str, ...] = Field(
         ("workaround-provided", "update-arrangement"),
         description="tags meaning a root cause/workaround was found or another arrangement made",
+        json_schema_extra=serves("RESP-2"),
     )
-    contact_unavailable_tag: str = "contact-unavailable"
-    contact_unavailable_action: Literal["lower_severity", "slow_updates", "both"] = "both"
-    slow_update_factor: float = Field(2.0, ge=1)
+    contact_unavailable_tag: str = Field(
+        "contact-unavailable",
+        description="tag an agent sets when the customer's contact is unavailable",
+        json_schema_extra=serves("RESP-3"),
+    )
+    contact_unavailable_action: Literal["lower_severity", "slow_updates", "both"] = Field(
+        "both",
+        description=(
+            "what the unavailable-contact tag does: `lower_severity`, `slow_updates` or `both`"
+        ),
+        json_schema_extra=serves("RESP-3"),
+    )
+    slow_update_factor: float = Field(
+        2.0,
+        ge=1,
+        description="update interval multiplier while the contact is unavailable",
+        json_schema_extra=serves("RESP-3"),
+    )
 
     @field_validator("severities")
     @classmethod
@@ -391,23 +580,47 @@ class ResponsePolicy(Section):
 class EscalationPolicy(Section):
     """ESC-1..2: automatic escalation and escalation on the customer's request."""
 
-    severity1_target: str = "support-on-call"
-    breach_target: str = "support-leads"
-    customer_request_target: str = "support-management"
-    request_phrases: tuple[str, ...] = (
-        "please escalate",
-        "escalate this",
-        "request escalation",
-        "speak to a manager",
-        "talk to management",
-        "bitte eskalieren",
-        "eskalation",
+    severity1_target: str = Field(
+        "support-on-call",
+        description=(
+            "escalation target of every severity-1 ticket (the desk's `escalation` maps it)"
+        ),
+        json_schema_extra=serves("ESC-1"),
     )
-    request_acknowledgement: str = (
+    breach_target: str = Field(
+        "support-leads",
+        description="escalation target when a response target is breached",
+        json_schema_extra=serves("ESC-1"),
+    )
+    customer_request_target: str = Field(
+        "support-management",
+        description="escalation target when the customer asks for escalation",
+        json_schema_extra=serves("ESC-2"),
+    )
+    request_phrases: tuple[str, ...] = Field(
+        (
+            "please escalate",
+            "escalate this",
+            "request escalation",
+            "speak to a manager",
+            "talk to management",
+            "bitte eskalieren",
+            "eskalation",
+        ),
+        description="phrases in a customer reply that ask for escalation",
+        json_schema_extra=serves("ESC-2"),
+    )
+    request_acknowledgement: str = Field(
         "Your request for escalation has been passed to support management, who will contact "
-        "you about this ticket."
+        "you about this ticket.",
+        description="told to the customer who asked for escalation",
+        json_schema_extra=serves("ESC-2"),
     )
-    escalated_tag: str = "escalated"
+    escalated_tag: str = Field(
+        "escalated",
+        description="tag on an escalated ticket",
+        json_schema_extra=serves("ESC-1", "ESC-2"),
+    )
 
 
 # --- Customer obligations -----------------------------------------------------------------------
@@ -416,51 +629,72 @@ class EscalationPolicy(Section):
 class Article(Section):
     """A knowledge-base article and the words that make it relevant (OBL-1)."""
 
-    title: str
-    url: str
-    keywords: tuple[str, ...]
+    title: str = Field(description="the article's title")
+    url: str = Field(description="the article's address")
+    keywords: tuple[str, ...] = Field(
+        description="words in a new ticket's subject or description that make the article relevant"
+    )
 
 
 class ObligationsPolicy(Section):
     """OBL-1..3: knowledge base first, current patches, one issue per ticket."""
 
-    articles: tuple[Article, ...] = (
-        Article(
-            title="Agents show offline after a server update",
-            url="https://kb.example.com/articles/agents-offline",
-            keywords=("offline", "agent", "check-in"),
+    articles: tuple[Article, ...] = Field(
+        (
+            Article(
+                title="Agents show offline after a server update",
+                url="https://kb.example.com/articles/agents-offline",
+                keywords=("offline", "agent", "check-in"),
+            ),
+            Article(
+                title="Patch scans fail or report no patches",
+                url="https://kb.example.com/articles/patch-scan",
+                keywords=("patch", "scan"),
+            ),
+            Article(
+                title="Remote control sessions do not connect",
+                url="https://kb.example.com/articles/remote-control",
+                keywords=("remote", "control", "session"),
+            ),
         ),
-        Article(
-            title="Patch scans fail or report no patches",
-            url="https://kb.example.com/articles/patch-scan",
-            keywords=("patch", "scan"),
-        ),
-        Article(
-            title="Remote control sessions do not connect",
-            url="https://kb.example.com/articles/remote-control",
-            keywords=("remote", "control", "session"),
-        ),
+        description="knowledge-base articles suggested on new tickets",
+        json_schema_extra=serves("OBL-1"),
     )
-    max_suggestions: int = Field(3, ge=0)
-    suggestion_message: str = (
-        "While we look into this, these knowledge-base articles may already help:\n{articles}"
+    max_suggestions: int = Field(
+        3,
+        ge=0,
+        description="most articles suggested on one ticket (0: none)",
+        json_schema_extra=serves("OBL-1"),
     )
-    patch_message: str = (
+    suggestion_message: str = Field(
+        "While we look into this, these knowledge-base articles may already help:\n{articles}",
+        description="comment suggesting articles; `{articles}`",
+        json_schema_extra=serves("OBL-1"),
+    )
+    patch_message: str = Field(
         "You are running version {version}; the current release is {current}. Please install "
-        "current patches and updates promptly — many problems are already fixed there."
+        "current patches and updates promptly — many problems are already fixed there.",
+        description="told when a ticket names an older version; `{version}`, `{current}`",
+        json_schema_extra=serves("OBL-2", "VER-1"),
     )
-    multiple_issue_phrases: tuple[str, ...] = (
-        "another issue",
-        "another problem",
-        "second issue",
-        "second problem",
-        "also a problem",
-        "noch ein problem",
-        "weiteres problem",
+    multiple_issue_phrases: tuple[str, ...] = Field(
+        (
+            "another issue",
+            "another problem",
+            "second issue",
+            "second problem",
+            "also a problem",
+            "noch ein problem",
+            "weiteres problem",
+        ),
+        description="phrases meaning a ticket describes more than one issue",
+        json_schema_extra=serves("OBL-3"),
     )
-    multiple_issue_note: str = (
+    multiple_issue_note: str = Field(
         "This ticket may describe more than one issue. The policy asks for one issue per "
-        "ticket: consider asking the customer to open a separate ticket for each."
+        "ticket: consider asking the customer to open a separate ticket for each.",
+        description="internal note when such a phrase is found",
+        json_schema_extra=serves("OBL-3"),
     )
 
 
@@ -470,40 +704,74 @@ class ObligationsPolicy(Section):
 class Release(Section):
     """A released version of the main application and when it became available (VER-1)."""
 
-    version: str
-    released: date
+    version: str = Field(description="the version number, as the ticket's `version` item gives it")
+    released: date = Field(description="the release date")
 
 
 class EndOfLife(Section):
     """A product or module withdrawn from support, announced ahead (VER-2)."""
 
-    module: str
-    ends: date
+    module: str = Field(description="the module or product withdrawn from support")
+    ends: date = Field(description="the last day of support")
 
 
 class VersionsPolicy(Section):
     """VER-1..2: supported versions and end of life."""
 
-    releases: tuple[Release, ...] = (
-        Release(version="9.5", released=date(2024, 6, 3)),
-        Release(version="10.0", released=date(2025, 6, 2)),
-        Release(version="10.1", released=date(2026, 5, 4)),
+    releases: tuple[Release, ...] = Field(
+        (
+            Release(version="9.5", released=date(2024, 6, 3)),
+            Release(version="10.0", released=date(2025, 6, 2)),
+            Release(version="10.1", released=date(2026, 5, 4)),
+        ),
+        description=(
+            "the releases of the main application; support windows are computed from their dates"
+        ),
+        json_schema_extra=serves("VER-1"),
     )
-    previous_supported_for: Span = parse_span("365d")
-    unsupported_action: Literal["flag", "resolve"] = "flag"
-    unsupported_message: str = (
+    previous_supported_for: Span = Field(
+        parse_span("365d"),
+        description="how long a release stays supported after its successor is released",
+        json_schema_extra=serves("VER-1"),
+    )
+    unsupported_action: Literal["flag", "resolve"] = Field(
+        "flag",
+        description="on an unsupported version: `flag`, or `resolve` with reason (c)",
+        json_schema_extra=serves("VER-1"),
+    )
+    unsupported_message: str = Field(
         "Version {version} is no longer supported. Supported versions are {supported}; please "
-        "upgrade — the problem may already be fixed there."
+        "upgrade — the problem may already be fixed there.",
+        description="told when the version is not supported; `{version}`, `{supported}`",
+        json_schema_extra=serves("VER-1"),
     )
-    unsupported_tag: str = "unsupported-version"
-    end_of_life: tuple[EndOfLife, ...] = ()
-    announce_ahead: Span = parse_span("365d")
-    eol_announcement: str = (
-        "Please note: support for {module} ends on {ends}. Plan your migration before then."
+    unsupported_tag: str = Field(
+        "unsupported-version",
+        description="tag on a ticket naming an unsupported version",
+        json_schema_extra=serves("VER-1"),
     )
-    eol_message: str = (
+    end_of_life: tuple[EndOfLife, ...] = Field(
+        (),
+        description="modules or products withdrawn from support and when",
+        json_schema_extra=serves("VER-2"),
+    )
+    announce_ahead: Span = Field(
+        parse_span("365d"),
+        description=(
+            "how long before the end of support it is announced on tickets about the module"
+        ),
+        json_schema_extra=serves("VER-2"),
+    )
+    eol_announcement: str = Field(
+        "Please note: support for {module} ends on {ends}. Plan your migration before then.",
+        description="the announcement; `{module}`, `{ends}`",
+        json_schema_extra=serves("VER-2"),
+    )
+    eol_message: str = Field(
         "Support for {module} ended on {ends}, so this request is outside the scope of "
-        "technical support."
+        "technical support.",
+        description="told on a ticket about a module whose support has ended; `{module}`, `{ends}`",
+        json_schema_extra=serves("VER-2"),
     )
 
     @field_validator("releases")
@@ -518,50 +786,68 @@ class VersionsPolicy(Section):
 class OutOfScopeCategory(Section):
     """A kind of request that is not technical support and where it goes instead (SCOPE-1)."""
 
-    name: str
-    keywords: tuple[str, ...]
-    route_to: str
+    name: str = Field(description="the category's name, as `category_field` may give it")
+    keywords: tuple[str, ...] = Field(description="phrases that put a ticket in this category")
+    route_to: str = Field(description="escalation target of the team that takes such requests")
 
 
 class ScopePolicy(Section):
     """SCOPE-1..2: requests that are not technical support."""
 
-    categories: tuple[OutOfScopeCategory, ...] = (
-        OutOfScopeCategory(
-            name="implementation",
-            keywords=("implementation project", "implement for us", "set up for us"),
-            route_to="consulting",
+    categories: tuple[OutOfScopeCategory, ...] = Field(
+        (
+            OutOfScopeCategory(
+                name="implementation",
+                keywords=("implementation project", "implement for us", "set up for us"),
+                route_to="consulting",
+            ),
+            OutOfScopeCategory(
+                name="training",
+                keywords=("training", "schulung", "teach us", "course"),
+                route_to="education",
+            ),
+            OutOfScopeCategory(
+                name="consulting",
+                keywords=("consulting", "best practice review", "beratung"),
+                route_to="consulting",
+            ),
+            OutOfScopeCategory(
+                name="development",
+                keywords=("custom development", "write a script for us", "develop a custom"),
+                route_to="consulting",
+            ),
+            OutOfScopeCategory(
+                name="hosting",
+                keywords=("hosting", "host our server"),
+                route_to="consulting",
+            ),
         ),
-        OutOfScopeCategory(
-            name="training",
-            keywords=("training", "schulung", "teach us", "course"),
-            route_to="education",
-        ),
-        OutOfScopeCategory(
-            name="consulting",
-            keywords=("consulting", "best practice review", "beratung"),
-            route_to="consulting",
-        ),
-        OutOfScopeCategory(
-            name="development",
-            keywords=("custom development", "write a script for us", "develop a custom"),
-            route_to="consulting",
-        ),
-        OutOfScopeCategory(
-            name="hosting",
-            keywords=("hosting", "host our server"),
-            route_to="consulting",
-        ),
+        description="kinds of request that are not technical support",
+        json_schema_extra=serves("SCOPE-1"),
     )
     category_field: str = Field(
-        "request_type", description="ticket field that may name the category directly"
+        "request_type",
+        description="ticket field that may name the category directly",
+        json_schema_extra=serves("SCOPE-1"),
     )
-    action: Literal["route", "flag"] = "route"
-    routed_message: str = (
+    action: Literal["route", "flag"] = Field(
+        "route",
+        description=(
+            "`route`: escalate to the category's team and resolve with reason (f); `flag`: tag only"
+        ),
+        json_schema_extra=serves("SCOPE-1"),
+    )
+    routed_message: str = Field(
         "Your request concerns {category}, which is not part of technical support. We have "
-        "passed it to our {route_to} team, who will contact you."
+        "passed it to our {route_to} team, who will contact you.",
+        description="told when a request is routed; `{category}`, `{route_to}`",
+        json_schema_extra=serves("SCOPE-1"),
     )
-    out_of_scope_tag: str = "out-of-scope"
+    out_of_scope_tag: str = Field(
+        "out-of-scope",
+        description="tag on an out-of-scope request",
+        json_schema_extra=serves("SCOPE-1"),
+    )
 
 
 # --- Support plans and organizations --------------------------------------------------------------
@@ -573,22 +859,36 @@ BASE_LAYER = "base"
 class SeverityTargets(Section):
     """What a plan or an organization may override for one severity (RESP-1, RESP-2)."""
 
-    first_response: Span | None = None
-    update_interval: Span | None = None
+    first_response: Span | None = Field(
+        None,
+        description="first-response target for this severity",
+        json_schema_extra=serves("RESP-1"),
+    )
+    update_interval: Span | None = Field(
+        None, description="update interval for this severity", json_schema_extra=serves("RESP-2")
+    )
 
 
 class TargetLayer(Section):
     """Overrides of the response targets (RESP-1, RESP-2, HOURS-1, SEV-1): a support plan or an
     organization. Whatever a layer leaves unset comes from the layer below it."""
 
-    description: str = ""
+    description: str = Field("", description="for people", json_schema_extra=serves())
     calendar: str | None = Field(
-        None, description="calendar every severity off the 24×7 clock runs on (HOURS-1)"
+        None,
+        description="calendar every severity off the 24×7 clock runs on (HOURS-1)",
+        json_schema_extra=serves("HOURS-1"),
     )
     around_the_clock: tuple[Severity, ...] | None = Field(
-        None, description="the severities on the 24×7 clock; replaces the list below (SEV-1)"
+        None,
+        description="the severities on the 24×7 clock; replaces the list below (SEV-1)",
+        json_schema_extra=serves("SEV-1", "HOURS-1"),
     )
-    severities: dict[Severity, SeverityTargets] = Field(default_factory=dict)
+    severities: dict[Severity, SeverityTargets] = Field(
+        default_factory=dict,
+        description="per-severity target overrides",
+        json_schema_extra=serves("RESP-1", "RESP-2"),
+    )
 
 
 class SupportPlan(TargetLayer):
@@ -600,7 +900,7 @@ class SupportPlan(TargetLayer):
 class OrganizationPolicy(TargetLayer):
     """One organization: its plan and its own overrides, the top layer of its targets."""
 
-    plan: str | None = None
+    plan: str | None = Field(None, description="the organization's plan, a name under `plans`")
 
 
 @dataclass(frozen=True, slots=True)
@@ -738,8 +1038,16 @@ AnyCalendarConfig = Annotated[
 class Policy(Section):
     """The effective support policy: the built-in preset merged with a policy file."""
 
-    name: str = "default"
-    calendars: dict[str, AnyCalendarConfig] = {"business": CalendarConfig()}
+    name: str = Field(
+        "default",
+        description="the policy's name, shown by `check` and `policy check`",
+        json_schema_extra=serves(),
+    )
+    calendars: dict[str, AnyCalendarConfig] = Field(
+        {"business": CalendarConfig()},
+        description="business-hours calendars by name; `24x7` is built in and cannot be redefined",
+        json_schema_extra=serves("HOURS-1"),
+    )
     intake: IntakePolicy = IntakePolicy()
     contacts: ContactsPolicy = ContactsPolicy()
     continuity: ContinuityPolicy = ContinuityPolicy()
@@ -749,10 +1057,21 @@ class Policy(Section):
     obligations: ObligationsPolicy = ObligationsPolicy()
     versions: VersionsPolicy = VersionsPolicy()
     scope: ScopePolicy = ScopePolicy()
-    plans: dict[str, SupportPlan] = Field(default_factory=dict)
-    organizations: dict[str, OrganizationPolicy] = Field(default_factory=dict)
+    plans: dict[str, SupportPlan] = Field(
+        default_factory=dict,
+        description="support plans by name: overrides of the response targets",
+        json_schema_extra=serves("RESP-1", "RESP-2", "HOURS-1", "SEV-1"),
+    )
+    organizations: dict[str, OrganizationPolicy] = Field(
+        default_factory=dict,
+        description="organizations by id or name: their plan and their own overrides",
+        json_schema_extra=serves("RESP-1", "RESP-2", "HOURS-1", "SEV-1"),
+    )
     plan_field: str = Field(
-        "plan", min_length=1, description="ticket field a connector maps a plan name into"
+        "plan",
+        min_length=1,
+        description="ticket field a connector maps a plan name into",
+        json_schema_extra=serves("RESP-1", "RESP-2", "HOURS-1"),
     )
 
     @model_validator(mode="after")
