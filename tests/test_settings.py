@@ -627,3 +627,17 @@ def test_the_error_shown_in_the_configuration_guide_is_the_real_one(tmp_path: Pa
     with pytest.raises(ConfigError) as caught:
         load_config(path, connectors=CONNECTORS)
     assert str(caught.value).replace(str(path), "ticketwarden.toml") == shown.group(1)
+
+
+def test_the_serve_table_of_the_configuration_guide_matches_the_settings() -> None:
+    from ticketwarden.core.settings import ServeSettings
+
+    text = CONFIGURATION_DOC.read_text(encoding="utf-8")
+    section = text.split("### `[serve]`", 1)[1].split("\n### ", 1)[0].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| `([^`]*)` \|", section, re.M)
+    documented = {key: default for key, default in rows}
+    defaults = ServeSettings()
+    assert set(documented) == set(ServeSettings.model_fields)
+    for key, shown in documented.items():
+        value = getattr(defaults, key)
+        assert shown == (f'"{value}"' if isinstance(value, str) else str(value)), key

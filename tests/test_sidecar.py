@@ -172,11 +172,11 @@ async def test_a_signed_webhook_is_stored_then_the_policy_applied(rig: Rig) -> N
             text, "ticketwarden_actions_total", desk=rig.name, rule="INTAKE-2", outcome="applied"
         )
         >= 1
-    )  # noqa: E501
+    )
     assert (
         metric(text, "ticketwarden_helpdesk_request_seconds_count", desk=rig.name, status="2xx")
         >= 2
-    )  # noqa: E501
+    )
 
 
 async def test_a_redelivery_is_accepted_and_stored_once(rig: Rig) -> None:

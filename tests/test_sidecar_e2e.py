@@ -20,6 +20,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import ExitStack, closing
 from pathlib import Path
 
 import httpx
@@ -92,6 +93,12 @@ class Sidecar:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
 
+    def close(self) -> None:
+        """Kill it if a failed test left it running."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
     def terminate(self) -> int:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
@@ -132,12 +139,14 @@ def test_a_burst_of_signed_webhooks_survives_a_sigkill_exactly_once(
     tmp_path: Path, database: str
 ) -> None:
     emulator = Emulator(seed=11, tickets=TICKETS, rate_limit=HIGH_LIMIT)
-    try:
+    with ExitStack() as stack:
+        stack.callback(emulator.stop)
         ids = ticket_ids(emulator)
         assert len(ids) == TICKETS
         env = environment(tmp_path, write_config(tmp_path, emulator.url))
         env["TICKETWARDEN_DATABASE_URL"] = database
         sidecar = Sidecar(env, tmp_path / "sidecar.log")
+        stack.callback(sidecar.close)
         sidecar.start()
         signer = ZendeskEmulator()
         plan = [
@@ -155,7 +164,7 @@ def test_a_burst_of_signed_webhooks_survives_a_sigkill_exactly_once(
         assert not refused2, refused2[:5]
         assert acknowledged2 == {p[0] for p in missing + again}
 
-        store = Store(database)
+        store = stack.enter_context(closing(Store(database)))
         inbox = Inbox(store)
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
@@ -185,6 +194,14 @@ def test_a_burst_of_signed_webhooks_survives_a_sigkill_exactly_once(
                     "WHERE status = 'applied' AND kind = 'comment' GROUP BY ticket_id"
                 )
             ).all()
+            # comments the kill interrupted and re-evaluation no longer asked for: the ledger
+            # cannot know whether they landed (settle_interrupted), so they may or may not be
+            interrupted = connection.execute(
+                sa.text(
+                    "SELECT ticket_id, count(*) FROM action_ledger WHERE status = 'unchanged' "
+                    "AND kind = 'comment' AND detail LIKE 'interrupted%' GROUP BY ticket_id"
+                )
+            ).all()
             left = connection.execute(
                 sa.text(
                     "SELECT ticket_id, rule_id, kind, key FROM action_ledger "
@@ -196,14 +213,12 @@ def test_a_burst_of_signed_webhooks_survives_a_sigkill_exactly_once(
         assert sum(n for _, n in applied) > 0
 
         # nothing twice: no repeated comment on any ticket; the ledger's comments are all there
-        applied_by_ticket = dict(applied)
+        applied_by_ticket, interrupted_by_ticket = dict(applied), dict(interrupted)
         for tid in ids:
             bodies = our_comments(emulator, tid)
             assert len(bodies) == len(set(bodies)), (tid, bodies)
-            assert len(bodies) == applied_by_ticket.get(tid, 0), tid
-        store.close()
-    finally:
-        emulator.stop()
+            landed = applied_by_ticket.get(tid, 0)
+            assert landed <= len(bodies) <= landed + interrupted_by_ticket.get(tid, 0), tid
 
 
 async def _burst(

@@ -139,6 +139,28 @@ class _LiveCollector(Collector):
         self._http_stats = http_stats
         self._wall_clock = wall_clock
 
+    def describe(self) -> Iterable[Metric]:
+        """The families without values (so registering reads neither store nor clients)."""
+        if self._depth is not None:
+            yield GaugeMetricFamily(
+                "ticketwarden_inbox_depth", "Inbox events by status.", labels=["status"]
+            )
+            yield GaugeMetricFamily(
+                "ticketwarden_inbox_oldest_age_seconds",
+                "Age of the oldest event not yet carried out (0 when none waits).",
+            )
+        if self._http_stats is not None:
+            yield CounterMetricFamily(
+                "ticketwarden_helpdesk_retries",
+                "Helpdesk API requests retried after an error or 429, by desk.",
+                labels=["desk"],
+            )
+            yield CounterMetricFamily(
+                "ticketwarden_helpdesk_requests",
+                "Helpdesk API requests sent (every attempt), by desk.",
+                labels=["desk"],
+            )
+
     def collect(self) -> Iterable[Metric]:
         if self._depth is not None:
             depth = self._depth()

@@ -96,6 +96,7 @@ def serve_command(
             log_config=None,
             access_log=False,
             lifespan="on",
+            interface="asgi3",
             timeout_graceful_shutdown=int(config.serve.span("shutdown_grace").total_seconds()),
         )
     )

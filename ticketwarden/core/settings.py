@@ -102,6 +102,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "PingResult",
+    "ServeSettings",
     "Settings",
     "StoreSettings",
     "SyncSettings",
@@ -1125,6 +1126,16 @@ _HEADER = """\
 # page_limit = 1000                     # pages of changes read per desk per run; more next run
 # candidate_lookback = "30d"            # how far back to look for tickets never seen before
 # lease_ttl = "10m"                     # a desk's lease lapses this long after its holder died
+
+# --- The webhook sidecar (ticketwarden serve) ---------------------------------------------------
+
+[serve]
+# host = "127.0.0.1"                    # 0.0.0.0 in a container
+# port = 8080
+# workers = 4                           # inbox worker tasks; 0 only receives
+# max_attempts = 8                      # tries of an event before it is dead-lettered
+# timers_every = "30s"                  # how often due timers fire
+# catch_up_every = "5m"                 # how often the change feed covers missed webhooks
 
 # --- Desks --------------------------------------------------------------------------------------
 # One table per helpdesk: [desks.<name>]. The name is yours (lower-case letters, digits, - and _);

@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
+import json
 import logging
 import re
 import time
@@ -36,9 +38,10 @@ from typing import Any
 
 import httpx
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from ticketwarden.core.connector import Connector, DeskSecrets, Runtime, WebhookRejected
 from ticketwarden.core.engine import Engine
@@ -62,21 +65,35 @@ _STATUS = {
     "too_large": 413,
 }
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_WEBHOOK_PATH = re.compile(r"^/webhooks/([^/]+)$")
+_ID_PREFIX = f"{uuid.uuid4().hex[:12]}-"
+_ID_COUNTER = itertools.count(1)
+"""Request ids: unique per process start, without a random draw per request."""
 _JSON_TYPES = frozenset({"application/json"})
 
 
 class GroupCommit:
     """Stores deliveries in the inbox, many concurrent requests per transaction.
 
-    :meth:`put` waits until the transaction holding its delivery has committed. While one
-    transaction runs (in a thread: the database call blocks), newly arriving deliveries queue
-    and go into the next one together.
+    :meth:`put` waits until the transaction holding its delivery has committed. Deliveries
+    that arrive while one transaction is being written queue and go into the next together.
+    On SQLite the write runs on the event loop itself: a local commit takes a fraction of a
+    millisecond, less than handing it to a thread and back; a network database (PostgreSQL) is
+    written from a thread, so its round trips never stall the loop.
     """
 
-    def __init__(self, inbox: Inbox, clock: Callable[[], datetime], max_batch: int = 500) -> None:
+    def __init__(
+        self,
+        inbox: Inbox,
+        clock: Callable[[], datetime],
+        max_batch: int = 500,
+        *,
+        in_thread: bool | None = None,
+    ) -> None:
         self.inbox = inbox
         self.clock = clock
         self.max_batch = max_batch
+        self.in_thread = inbox.store.dialect != "sqlite" if in_thread is None else in_thread
         self._queue: list[tuple[Delivery, asyncio.Future[Stored]]] = []
         self._writing: asyncio.Task[None] | None = None
         self.committed = 0
@@ -92,11 +109,15 @@ class GroupCommit:
 
     async def _write(self) -> None:
         while self._queue:
+            if not self.in_thread:
+                await asyncio.sleep(0)  # let the requests already read join this batch
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            deliveries = [d for d, _ in batch]
             try:
-                results = await asyncio.to_thread(
-                    self.inbox.put, [d for d, _ in batch], self.clock()
-                )
+                if self.in_thread:
+                    results = await asyncio.to_thread(self.inbox.put, deliveries, self.clock())
+                else:
+                    results = self.inbox.put(deliveries, self.clock())
             except Exception as exc:
                 for _, future in batch:
                     if not future.done():
@@ -152,15 +173,35 @@ class Sidecar:
         self.run_worker = run_worker and worker is not None
         self.writer = GroupCommit(inbox, clock)
         self.accepting = True
-        self.app = Starlette(
+        self.web = Starlette(
             routes=[
-                Route("/webhooks/{desk}", self.receive, methods=["POST"]),
                 Route("/healthz", self.healthz, methods=["GET"]),
                 Route("/readyz", self.readyz, methods=["GET"]),
                 Route("/metrics", self.metrics_endpoint, methods=["GET"]),
             ],
             lifespan=self._lifespan,
         )
+        self.paths = ("/webhooks/{desk}", "/healthz", "/readyz", "/metrics")
+        self._received: dict[str, Any] = {}
+
+    @property
+    def app(self) -> Sidecar:
+        """The ASGI application (the sidecar itself)."""
+        return self
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI app: webhooks on the hot path, the rest (and the lifespan) by Starlette.
+
+        ``POST /webhooks/{desk}`` is served as plain ASGI: on the one route that takes the
+        helpdesk's bursts, a framework's request and response objects would cost more than
+        verifying the signature does.
+        """
+        if scope["type"] == "http" and scope["method"] == "POST":
+            match = _WEBHOOK_PATH.match(scope["path"])
+            if match is not None:
+                await self._webhook(match.group(1), scope, receive, send)
+                return
+        await self.web(scope, receive, send)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -185,53 +226,69 @@ class Sidecar:
 
     # -- webhooks ------------------------------------------------------------------------------
 
-    async def receive(self, request: Request) -> Response:
+    async def _webhook(self, desk: str, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /webhooks/{desk}``: verify, store durably, answer 202."""
-        rid = request.headers.get("x-request-id", "")
-        rid = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        rid = headers.get("x-request-id", "")
+        rid = rid if _REQUEST_ID.match(rid) else f"{_ID_PREFIX}{next(_ID_COUNTER):x}"
         token = request_id.set(rid)
         try:
-            response = await self._receive(request)
+            status, payload = await self._receive(desk, headers, receive)
         finally:
             request_id.reset(token)
-        response.headers["x-request-id"] = rid
-        return response
+        body = json.dumps(payload).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-request-id", rid.encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
-    async def _receive(self, request: Request) -> Response:
-        desk = request.path_params["desk"]
+    async def _receive(
+        self, desk: str, headers: dict[str, str], receive: Receive
+    ) -> tuple[int, dict[str, Any]]:
         connector = self.verifiers.get(desk)
         if connector is None:
             return self._reject("-", "unknown_desk", 404, f"no desk named {desk!r}")
         if not self.accepting:
             return _problem(503, "shutting_down", "the sidecar is shutting down; retry")
-        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        media = headers.get("content-type", "").split(";")[0].strip().lower()
         if media not in _JSON_TYPES:
             return self._reject(
                 desk, "unsupported_media_type", 415, f"expected application/json, not {media!r}"
             )
         limit = connector.config.webhooks.max_body_bytes
-        declared = request.headers.get("content-length", "")
+        declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             return self._reject(desk, "too_large", 413, f"{declared} bytes; the limit is {limit}")
         body = bytearray()
-        try:
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > limit:
-                    return self._reject(desk, "too_large", 413, f"more than {limit} bytes")
-        except ClientDisconnect:
-            return _problem(400, "disconnected", "the client went away")
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return _problem(400, "disconnected", "the client went away")
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > limit:
+                return self._reject(desk, "too_large", 413, f"more than {limit} bytes")
+        raw = bytes(body)
         now = self.clock()
         try:
-            events = connector.verify_webhook(dict(request.headers), bytes(body), now)
+            events = connector.verify_webhook(headers, raw, now)
         except WebhookRejected as exc:
             return self._reject(desk, exc.reason, _STATUS.get(exc.reason, 400), exc.detail)
         except Exception as exc:  # a connector bug on hostile input is still the sender's 400
             log.warning("%s: the connector could not read a delivery: %r", desk, exc)
             return self._reject(desk, "malformed", 400, "the delivery could not be read")
         if not events:
-            return JSONResponse({"stored": 0, "duplicates": 0}, status_code=202)
-        delivery = Delivery(desk=desk, events=events, body_hash=body_hash(bytes(body)))
+            return 202, {"stored": 0, "duplicates": 0}
+        delivery = Delivery(desk=desk, events=events, body_hash=body_hash(raw))
         try:
             stored = await self.writer.put(delivery)
         except Exception as exc:  # StoreError, a locked or unreachable database, …
@@ -241,23 +298,32 @@ class Sidecar:
             return self._reject(
                 desk, "replayed", 409, "this delivery id was received with a different body"
             )
-        self.metrics.webhooks_received.labels(desk).inc()
-        if stored.duplicates:
-            self.metrics.webhooks_duplicate.labels(desk).inc(stored.duplicates)
+        self._count(desk, stored)
         if stored.new and self.worker is not None:
             self.worker.wake()
-        log.info(
+        log.debug(
             "%s: delivery %s stored (%d new, %d already stored)",
             desk,
             events[0].delivery_id,
             stored.new,
             stored.duplicates,
         )
-        return JSONResponse(
-            {"stored": stored.new, "duplicates": stored.duplicates}, status_code=202
-        )
+        return 202, {"stored": stored.new, "duplicates": stored.duplicates}
 
-    def _reject(self, desk: str, reason: str, status: int, detail: str) -> Response:
+    def _count(self, desk: str, stored: Stored) -> None:
+        counters = self._received.get(desk)
+        if counters is None:  # label lookups once per desk, not per request
+            counters = self._received[desk] = (
+                self.metrics.webhooks_received.labels(desk),
+                self.metrics.webhooks_duplicate.labels(desk),
+            )
+        counters[0].inc()
+        if stored.duplicates:
+            counters[1].inc(stored.duplicates)
+
+    def _reject(
+        self, desk: str, reason: str, status: int, detail: str
+    ) -> tuple[int, dict[str, Any]]:
         self.metrics.webhooks_rejected.labels(desk, reason).inc()
         log.info("%s: delivery refused (%s): %s", desk, reason, detail)
         return _problem(status, reason, detail)
@@ -298,9 +364,9 @@ class Sidecar:
         return Response(body, media_type=CONTENT_TYPE)
 
 
-def _problem(status: int, reason: str, detail: str) -> Response:
+def _problem(status: int, reason: str, detail: str) -> tuple[int, dict[str, Any]]:
     """A JSON error body naming the reason (``bad_signature``, ``too_large``, …)."""
-    return JSONResponse({"error": reason, "detail": detail}, status_code=status)
+    return status, {"error": reason, "detail": detail}
 
 
 def build(
@@ -313,6 +379,7 @@ def build(
     transport: Callable[[str], httpx.AsyncBaseTransport | None] = lambda desk: None,
     runtime: Runtime | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    monotonic: Callable[[], float] = time.monotonic,
     workers: int | None = None,
     scheduler: bool = True,
     run_worker: bool = True,
@@ -364,6 +431,7 @@ def build(
         ),
         metrics=metrics,
         clock=clock,
+        monotonic=monotonic,
     )
     holder["worker"] = worker
     return Sidecar(

@@ -310,10 +310,14 @@ class DeskSync:
             self.report.skipped = f"desk {self.desk} is being synced by {holder}; skipped"
             return self.report
         try:
-            await self.refresh_roster()
+            if catch_up or not self.roster.entries:
+                # the roster is read with each catch-up; the sidecar's timer ticks in between
+                # keep the copy the worker holds (a roster changes rarely, and reading it can
+                # take a request per organization)
+                await self.refresh_roster()
             if catch_up:
                 await self._catch_up()
-            await self._timers()
+            await self._timers(candidates=catch_up)
         finally:
             if not self.options.dry_run:
                 self.store.release_lease(self.desk, self.options.holder)
@@ -448,7 +452,10 @@ class DeskSync:
             self.report.failures.append(f"{listed.id}: {exc}")
             log.warning("%s ticket %s failed: %s", self.desk, listed.id, exc)
 
-    async def _timers(self) -> None:
+    async def _timers(self, *, candidates: bool = True) -> None:
+        """Fire every stored due timer; with ``candidates``, also search the desk for tickets
+        never seen whose timers may be due (part of a catch-up: tickets a webhook or the change
+        feed brought in are known already)."""
         now = self.options.now
         done: set[str] = set()
         while True:  # every due timer, in batches; a ticket fires at most once per pass
@@ -458,7 +465,7 @@ class DeskSync:
             for ticket_id in batch:
                 done.add(ticket_id)
                 await self._stale(ticket_id, self.store.state(self.desk, ticket_id))
-        if not self.connector.supports(Capability.CANDIDATES):
+        if not candidates or not self.connector.supports(Capability.CANDIDATES):
             return
         query = CandidateQuery(
             statuses=frozenset({Status.WAITING_ON_CUSTOMER, Status.RESOLVED}),
