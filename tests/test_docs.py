@@ -15,7 +15,7 @@ def readme_commands() -> list[str]:
 
 def test_readme_gives_the_two_fresh_machine_commands() -> None:
     main_job, tests = readme_commands()
-    assert main_job.endswith("ticketwarden policy test")
+    assert main_job.endswith("ticketwarden demo")
     assert tests.endswith("pytest")
 
 

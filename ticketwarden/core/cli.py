@@ -783,8 +783,8 @@ def report_command(
         output.write_text(text, encoding="utf-8")
 
 
-# The sidecar's commands (serve, inbox) register themselves on ``app``.
-from ticketwarden.core import serve_cli  # noqa: E402, F401
+# The sidecar's commands (serve, inbox) and the demo register themselves on ``app``.
+from ticketwarden.core import demo_cli, serve_cli  # noqa: E402, F401
 
 
 def main() -> None:
