@@ -8,15 +8,17 @@
    the durable commit to the inbox in SQLite (WAL, ``synchronous = FULL``) before the 202 —
    with its worker off (a receive-only replica), so the figure is the ingest alone. A
    lightweight raw-socket HTTP/1.1 client (keep-alive, ``--concurrency`` connections) in this
-   process sends ``--requests`` requests to each, alternating the order over two rounds, and
-   the better round of each counts. Every sidecar request is a distinct delivery, signed before
-   the clock starts. Printed: requests per second and p50/p99 latency for each, and the ratio.
+   process sends the same ``--requests`` signed deliveries to each (byte for byte, but for the
+   path), alternating the order over two rounds; the better round of each counts. Every
+   delivery is distinct and signed before the clock starts. Printed: requests per second and
+   p50/p99 latency for each, and the ratio.
 2. **Webhook to applied action.** ``ticketwarden serve`` (a subprocess, SQLite, 4 worker
-   tasks) in front of the Zendesk emulator served on loopback from this process, seeded with
+   tasks) in front of the Zendesk emulator (another subprocess, on loopback), seeded with
    tickets that each need an action (intake fields missing: a hold and a comment). One
    ``created`` webhook per ticket is sent at ``--rate`` events per second for ``--seconds``;
    the latency of an event is from sending its webhook to the emulator receiving the first
-   write to its ticket. Printed: p50/p95/p99/max and how many events were applied.
+   write to its ticket (both on this machine's monotonic clock). Printed: p50/p95/p99/max and
+   how many events were applied.
 
 Ends with exactly two goal lines: webhook_ingest_vs_bare (target >= 0.5) and
 webhook_to_action_p99 (target < 2 s). Always exits 0.
@@ -34,7 +36,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from collections.abc import Sequence
@@ -184,6 +185,11 @@ def percentile(values: Sequence[float], p: float) -> float:
     return ordered[index]
 
 
+def to_bare(request: bytes) -> bytes:
+    """The same request sent to the bare endpoint (only the path differs)."""
+    return request.replace(b"POST /webhooks/zd ", b"POST /bare ", 1)
+
+
 def signed_deliveries(count: int, prefix: str) -> list[bytes]:
     from pydantic import SecretStr
 
@@ -219,19 +225,17 @@ def ingest(args: argparse.Namespace, workdir: Path) -> float | None:
     )
     try:
         wait_ready(f"http://127.0.0.1:{port}/healthz")
-        bare_request = request_bytes("/bare", {"Content-Type": "application/json"}, b"{}" * 60)
         results: dict[str, list[tuple[float, list[float], int]]] = {"bare": [], "sidecar": []}
         warm = signed_deliveries(200, "01WARM")
         asyncio.run(drive(port, warm, args.concurrency))
-        asyncio.run(drive(port, [bare_request] * 200, args.concurrency))
+        asyncio.run(drive(port, [to_bare(r) for r in warm], args.concurrency))
         for round_ in range(2):
             order = ["bare", "sidecar"] if round_ == 0 else ["sidecar", "bare"]
+            batch = signed_deliveries(args.requests, f"01R{round_}")
             for name in order:
-                if name == "bare":
-                    batch = [bare_request] * args.requests
-                else:
-                    batch = signed_deliveries(args.requests, f"01R{round_}")
-                results[name].append(asyncio.run(drive(port, batch, args.concurrency)))
+                # the same requests, byte for byte but the path: the same load on both
+                load = [to_bare(r) for r in batch] if name == "bare" else batch
+                results[name].append(asyncio.run(drive(port, load, args.concurrency)))
         rates = {}
         print(f"ingest: {args.requests} requests x 2 rounds, {args.concurrency} connections")
         print(f"{'endpoint':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'202s':>6}")
@@ -257,30 +261,62 @@ def ingest(args: argparse.Namespace, workdir: Path) -> float | None:
 # --- webhook to applied action -------------------------------------------------------------------
 
 
-def latency(args: argparse.Namespace, workdir: Path) -> float | None:
-    import tomli_w
+def serve_emulator(port: int, count: int, seed: int) -> None:
+    """Serve the Zendesk emulator seeded with ``count`` tickets that each need an action (their
+    version is missing: INTAKE-2 holds them), plus two bench routes: the ticket ids, and when
+    each ticket's first write arrived (``time.monotonic()``, the same clock on one machine)."""
     import uvicorn
+    from starlette.responses import JSONResponse
 
-    from ticketwarden.core.model import EventKind, Status
-    from ticketwarden.plugins.zendesk import fixtures
+    from ticketwarden.core.model import Status
     from ticketwarden.plugins.zendesk.emulator import ZendeskEmulator
     from ticketwarden.testing.samples import sample_tickets
 
-    count = int(args.rate * args.seconds)
-    emulator_port, sidecar_port = free_port(), free_port()
-    emulator = ZendeskEmulator(rate_limit=HIGH_LIMIT, base_url=f"http://127.0.0.1:{emulator_port}")
+    emulator = ZendeskEmulator(rate_limit=HIGH_LIMIT, base_url=f"http://127.0.0.1:{port}")
     ids = []
-    for ticket in sample_tickets(args.seed, count, now=datetime.now(UTC)):
-        fields = {k: v for k, v in ticket.fields.items() if k != "version"}  # INTAKE-2 holds it
+    for ticket in sample_tickets(seed, count, now=datetime.now(UTC)):
+        fields = {k: v for k, v in ticket.fields.items() if k != "version"}
         fresh = ticket.model_copy(
             update={"fields": fields, "status": Status.NEW, "created_at": datetime.now(UTC)}
         )
         ids.append(emulator.add_ticket(fresh))
-    config = uvicorn.Config(emulator, host="127.0.0.1", port=emulator_port, log_level="warning")
-    emulator_server = uvicorn.Server(config)
-    thread = threading.Thread(target=emulator_server.run, daemon=True)
-    thread.start()
-    desk, _ = desk_config(f"http://127.0.0.1:{emulator_port}")
+
+    def first_writes() -> dict[str, float]:
+        found: dict[str, float] = {}
+        for request in list(emulator.requests):
+            if request.method in ("PUT", "POST") and request.path.startswith("/api/v2/tickets/"):
+                found.setdefault(request.path.split("/")[4].removesuffix(".json"), request.at)
+        return found
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/_bench/ids":
+            await JSONResponse(ids)(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"] == "/_bench/writes":
+            await JSONResponse(first_writes())(scope, receive, send)
+        else:
+            await emulator(scope, receive, send)
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def latency(args: argparse.Namespace, workdir: Path) -> float | None:
+    import httpx
+    import tomli_w
+
+    from ticketwarden.core.model import EventKind
+    from ticketwarden.plugins.zendesk import fixtures
+    from ticketwarden.plugins.zendesk.emulator import ZendeskEmulator
+
+    count = int(args.rate * args.seconds)
+    emulator_port, sidecar_port = free_port(), free_port()
+    emulator_url = f"http://127.0.0.1:{emulator_port}"
+    emulator = subprocess.Popen(
+        [sys.executable, __file__, "--serve-emulator", str(emulator_port), str(count)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    desk, _ = desk_config(emulator_url)
     data = desk.model_dump(mode="json", exclude={"name"}, exclude_defaults=True)
     data["http"] = {"budget": {"requests_per_minute": HIGH_LIMIT, "share": 1.0, "burst": 1000}}
     (workdir / "ticketwarden.toml").write_text(tomli_w.dumps({"desks": {"zd": data}}))
@@ -312,22 +348,22 @@ def latency(args: argparse.Namespace, workdir: Path) -> float | None:
         text=True,
     )
     try:
+        wait_ready(f"{emulator_url}/_bench/ids")
         wait_ready(f"http://127.0.0.1:{sidecar_port}/readyz")
+        ids: list[str] = [str(i) for i in httpx.get(f"{emulator_url}/_bench/ids").json()]
+        signer = ZendeskEmulator()
         sent: dict[str, float] = {}
 
         async def pace() -> None:
-            import httpx
-
             async with httpx.AsyncClient(timeout=30) as client:
-                start = time.perf_counter()
+                start = time.monotonic()
                 tasks = []
                 for i, tid in enumerate(ids):
-                    due = start + i / args.rate
-                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                    headers, body = emulator.make_webhook(
+                    await asyncio.sleep(max(0.0, start + i / args.rate - time.monotonic()))
+                    headers, body = signer.make_webhook(
                         tid, EventKind.CREATED, fixtures.WEBHOOK_SECRET
                     )
-                    sent[tid] = time.monotonic()  # the emulator logs RealClock.monotonic()
+                    sent[tid] = time.monotonic()
                     tasks.append(
                         asyncio.create_task(
                             client.post(
@@ -346,10 +382,7 @@ def latency(args: argparse.Namespace, workdir: Path) -> float | None:
         deadline = time.monotonic() + 60
         first_write: dict[str, float] = {}
         while time.monotonic() < deadline:
-            for request in list(emulator.requests):
-                if request.method in ("PUT", "POST"):
-                    tid = request.path.split("/")[4].removesuffix(".json")
-                    first_write.setdefault(tid, request.at)
+            first_write = httpx.get(f"{emulator_url}/_bench/writes", timeout=10).json()
             if len(first_write) >= len(ids):
                 break
             time.sleep(0.5)
@@ -364,11 +397,10 @@ def latency(args: argparse.Namespace, workdir: Path) -> float | None:
             return None
         return percentile(latencies, 99)
     finally:
-        sidecar.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            sidecar.communicate(timeout=30)
-        emulator_server.should_exit = True
-        thread.join(timeout=10)
+        for process in (sidecar, emulator):
+            process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.communicate(timeout=30)
 
 
 def main() -> int:
@@ -379,7 +411,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--serve-side-by-side", nargs=2, metavar=("PORT", "DB"))
+    parser.add_argument("--serve-emulator", nargs=2, metavar=("PORT", "TICKETS"))
     args = parser.parse_args()
+    if args.serve_emulator:
+        port, tickets = args.serve_emulator
+        serve_emulator(int(port), int(tickets), args.seed)
+        return 0
     if args.serve_side_by_side:
         port, db = args.serve_side_by_side
         serve_side_by_side(int(port), db)

@@ -40,7 +40,7 @@ from typing import Any, ClassVar, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from ticketwarden.core.actions import ACTION_KINDS, AddComment, BaseAction
+from ticketwarden.core.actions import ACTION_KINDS, INTERNAL_KINDS, AddComment, BaseAction
 from ticketwarden.core.clock import Span, parse_span
 from ticketwarden.core.errors import HelpdeskError, TicketwardenError
 from ticketwarden.core.http import (
@@ -225,6 +225,13 @@ class Capability(enum.StrEnum):
     CANDIDATES = "candidates"
     WEBHOOKS = "webhooks"
     ROSTER = "roster"
+
+
+EVERY_CAPABILITY: frozenset[str] = frozenset(c.value for c in Capability) | (
+    ACTION_KINDS - INTERNAL_KINDS
+)
+"""Every capability and every action kind a helpdesk can carry out: the declaration of a
+connector whose helpdesk can do all the policy asks."""
 
 
 class ChangePage(_Config):
@@ -633,6 +640,7 @@ class CapabilityMissing(TicketwardenError):
 
 
 __all__ = [
+    "EVERY_CAPABILITY",
     "ActionResult",
     "CandidateQuery",
     "Capability",

@@ -23,7 +23,7 @@ import json
 import random
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -47,6 +47,21 @@ RowStatus = Literal["pending", "processing", "done", "dead"]
 STATUSES: tuple[RowStatus, ...] = ("pending", "processing", "done", "dead")
 _t = inbox_table
 _CLAIM_TRIES = 8
+
+
+_INSERT_COLUMNS = (
+    "desk",
+    "delivery_id",
+    "ticket_id",
+    "kind",
+    "body_hash",
+    "event",
+    "received_at",
+    "status",
+    "attempts",
+    "next_attempt_at",
+)
+_TIME_COLUMNS = frozenset({"received_at", "next_attempt_at"})
 
 
 def body_hash(body: bytes) -> str:
@@ -211,11 +226,26 @@ class Inbox:
                     )
                 results.append(Stored(new=len(fresh), duplicates=len(delivery.events) - len(fresh)))
             if rows:
-                insert = self.store.insert(_t).on_conflict_do_nothing(
-                    index_elements=["desk", "delivery_id", "ticket_id"]
-                )
-                tx.execute(insert, rows)
+                self._insert(tx, rows)
         return results
+
+    def _insert(self, tx: Connection, rows: list[dict[str, Any]]) -> None:
+        """One executemany of the new rows, straight to the driver: this runs for every burst
+        the helpdesk sends, and SQLAlchemy's per-row parameter processing would cost more than
+        the database does. Times go in as the store's own column type writes them."""
+        sqlite = self.store.dialect == "sqlite"
+        marker = "?" if sqlite else "%s"
+        sql = (
+            f"INSERT INTO webhook_inbox ({', '.join(_INSERT_COLUMNS)}) "
+            f"VALUES ({', '.join([marker] * len(_INSERT_COLUMNS))}) "
+            "ON CONFLICT (desk, delivery_id, ticket_id) DO NOTHING"
+        )
+        stamp = rows[0]["received_at"]
+        when: Any = stamp.astimezone(UTC).isoformat(timespec="microseconds") if sqlite else stamp
+        tx.exec_driver_sql(
+            sql,
+            [tuple(when if c in _TIME_COLUMNS else r[c] for c in _INSERT_COLUMNS) for r in rows],
+        )
 
     def _known(
         self, tx: Connection, deliveries: Sequence[Delivery]
@@ -358,11 +388,15 @@ class Inbox:
     def done(self, claim: Claim, now: datetime) -> None:
         """The claimed events were carried out."""
         with self.store.transaction() as tx:
-            tx.execute(
-                sa.update(_t)
-                .where(_t.c.id.in_(claim.ids), _t.c.claimed_by == claim.holder)
-                .values(status="done", done_at=now, claimed_by=None, claimed_until=None)
-            )
+            self.mark_done(tx, claim, now)
+
+    def mark_done(self, tx: Connection, claim: Claim, now: datetime) -> None:
+        """:meth:`done` in the caller's transaction (the one that saves the ticket's state)."""
+        tx.execute(
+            sa.update(_t)
+            .where(_t.c.id.in_(claim.ids), _t.c.claimed_by == claim.holder)
+            .values(status="done", done_at=now, claimed_by=None, claimed_until=None)
+        )
 
     def failed(self, claim: Claim, error: str, now: datetime) -> RowStatus:
         """Carrying the claimed events out failed: back off and retry, or dead-letter them

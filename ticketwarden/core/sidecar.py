@@ -105,7 +105,9 @@ class GroupCommit:
         self._queue.append((delivery, future))
         if self._writing is None or self._writing.done():
             self._writing = asyncio.create_task(self._write())
-        return await asyncio.shield(future)
+        # not shielded: a request cancelled while it waits leaves the batch's write alone
+        # (results go only to futures not yet done)
+        return await future
 
     async def _write(self) -> None:
         while self._queue:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from pydantic import JsonValue
+from sqlalchemy.engine import Connection
 
 from ticketwarden.core.actions import AddComment, BaseAction
 from ticketwarden.core.connector import (
@@ -299,6 +300,9 @@ class DeskSync:
         self.roster = Roster()
         self._asked: set[str] = set()
         """Keys of every action evaluations of this pass asked for."""
+        self.on_save: Callable[[Connection], None] | None = None
+        """Called in the transaction that saves a processed ticket's state (the sidecar marks
+        the ticket's inbox events done in it: one commit instead of two)."""
         self._interrupted: dict[str, bool] = {}
         """Tickets that had pending entries of an interrupted run when this pass read them."""
 
@@ -633,6 +637,8 @@ class DeskSync:
                 )
         with self.store.transaction() as tx:
             self.store.save_state(tx, self.desk, ticket.id, remember_seen(state, ticket))
+            if self.on_save is not None:
+                self.on_save(tx)
 
 
 def _already_said(ticket: Ticket, action: AddComment) -> bool:

@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.engine import Connection
 
 from ticketwarden.core.actions import BaseAction
 from ticketwarden.core.connector import ActionResult, Connector
@@ -62,6 +65,23 @@ class WorkerOptions:
     lease_ttl: timedelta = timedelta(minutes=10)
     candidate_lookback: timedelta = timedelta(days=30)
     page_limit: int = 1000
+
+
+@dataclass
+class _Lane:
+    """One event loop of the worker: its wake-up and stop events and its connectors (an
+    HTTP client belongs to the loop it was made in)."""
+
+    loop: asyncio.AbstractEventLoop
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    desks: dict[str, _Desk] = field(default_factory=dict)
+
+    def call(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` in this lane's loop, from any thread."""
+        if not self.loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self.loop.call_soon_threadsafe(callback)
 
 
 @dataclass
@@ -104,22 +124,38 @@ class Worker:
         self.clock = clock
         self.monotonic = monotonic
         self.holder = process_holder()
-        self._desks: dict[str, _Desk] = {}
-        self._wake: asyncio.Event | None = None
-        self._stopping: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._lanes: list[_Lane] = []
+        self._lanes_lock = threading.Lock()
+        self._local = threading.local()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
         self._stats: dict[str, ClientStats] = {}
         self.in_flight = 0
         self.failures: list[str] = []
 
     # -- running -----------------------------------------------------------------------------
 
+    def _lane(self) -> _Lane:
+        """This thread's lane (its event loop's wake-up and stop events, its connectors)."""
+        lane: _Lane | None = getattr(self._local, "lane", None)
+        loop = asyncio.get_running_loop()
+        if lane is None or lane.loop is not loop:
+            lane = _Lane(loop)
+            self._local.lane = lane
+            with self._lanes_lock:
+                self._lanes.append(lane)
+            if self._stop.is_set():
+                lane.stopping.set()
+        return lane
+
+    @property
+    def _desks(self) -> dict[str, _Desk]:
+        return self._lane().desks
+
     async def run(self) -> None:
-        """Work until :meth:`stop`: worker tasks and the scheduler; in-flight events finish."""
-        self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
+        """Work in this event loop until :meth:`stop`: the worker tasks and the scheduler;
+        in-flight events finish."""
+        self._lane()
         await asyncio.to_thread(self.inbox.release_dead)
         try:
             tasks = [
@@ -133,79 +169,102 @@ class Worker:
             await self.aclose()
 
     def start(self) -> None:
-        """Run in a thread of its own with its own event loop (database calls block it, not
-        the web server's loop)."""
-        ready = threading.Event()
+        """Run each worker task, and the scheduler, in a thread of its own with its own event
+        loop: a database commit (an fsync on SQLite) then stalls one task, not the web server
+        nor the other workers, whose helpdesk requests go on meanwhile."""
+        self.inbox.release_dead()
+        jobs: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            (f"ticketwarden-worker-{i}", functools.partial(self._work, i))
+            for i in range(self.options.workers)
+        ]
+        if self.options.scheduler:
+            jobs.append(("ticketwarden-scheduler", self._schedule))
+        for name, job in jobs:
+            ready = threading.Event()
+            thread = threading.Thread(
+                target=self._thread_main, args=(job, ready), name=name, daemon=True
+            )
+            thread.start()
+            ready.wait()
+            self._threads.append(thread)
 
-        def main() -> None:
-            async def body() -> None:
-                task = asyncio.create_task(self.run())
-                await asyncio.sleep(0)
-                ready.set()
-                await task
-
+    def _thread_main(self, job: Callable[[], Awaitable[None]], ready: threading.Event) -> None:
+        async def body() -> None:
+            self._lane()
+            ready.set()
             try:
-                asyncio.run(body())
-            except Exception:
-                log.exception("the worker stopped on an error")
+                await job()
             finally:
-                ready.set()
+                await self.aclose()
 
-        self._thread = threading.Thread(target=main, name="ticketwarden-worker", daemon=True)
-        self._thread.start()
-        ready.wait()
+        try:
+            asyncio.run(body())
+        except Exception:
+            log.exception("a worker thread stopped on an error")
+        finally:
+            ready.set()
 
     def stop(self, timeout: float | None = None) -> bool:
-        """Stop claiming; let in-flight events finish (within ``timeout`` seconds when run in a
-        thread). True when everything finished in time."""
-        loop, stopping = self._loop, self._stopping
-        if loop is not None and stopping is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(stopping.set)
-        if self._thread is not None:
-            self._thread.join(timeout)
-            return not self._thread.is_alive()
-        return True
+        """Stop claiming; let in-flight events finish (within ``timeout`` seconds in all when
+        started with :meth:`start`). True when everything finished in time."""
+        self._stop.set()
+        with self._lanes_lock:
+            lanes = list(self._lanes)
+        for lane in lanes:
+            lane.call(lane.stopping.set)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            thread.join(left)
+        return not any(t.is_alive() for t in self._threads)
 
     def wake(self) -> None:
-        """New events are in the inbox: an idle worker looks now (callable from any thread)."""
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(wake.set)
+        """New events are in the inbox: idle workers look now (callable from any thread)."""
+        with self._lanes_lock:
+            lanes = list(self._lanes)
+        for lane in lanes:
+            lane.call(lane.wake.set)
 
     @property
     def stopping(self) -> bool:
         """Whether :meth:`stop` was called."""
-        return self._stopping is not None and self._stopping.is_set()
+        return self._stop.is_set()
 
     async def aclose(self) -> None:
-        """Close every connector this worker opened."""
-        for desk in self._desks.values():
-            self._stats[desk.connector.config.name] = desk.connector.http_stats()
+        """Close every connector this thread's lane opened."""
+        lane = self._lane()
+        for desk in lane.desks.values():
+            name = desk.connector.config.name
+            stats = desk.connector.http_stats()
+            with self._lanes_lock:
+                self._stats[name] = self._stats[name] + stats if name in self._stats else stats
             await desk.connector.aclose()
-        self._desks.clear()
+        lane.desks.clear()
 
     def http_stats(self) -> Mapping[str, ClientStats]:
-        """Each desk's HTTP client counters (for ``/metrics``)."""
-        stats = dict(self._stats)
-        for name, desk in list(self._desks.items()):
-            stats[name] = desk.connector.http_stats()
+        """Each desk's HTTP client counters, over every lane (for ``/metrics``)."""
+        with self._lanes_lock:
+            stats = dict(self._stats)
+            lanes = list(self._lanes)
+        for lane in lanes:
+            for name, desk in list(lane.desks.items()):
+                now = desk.connector.http_stats()
+                stats[name] = stats[name] + now if name in stats else now
         return stats
 
     # -- the inbox ---------------------------------------------------------------------------
 
     async def _work(self, index: int) -> None:
         holder = f"{self.holder}-w{index}"
-        assert self._wake is not None and self._stopping is not None
-        while not self._stopping.is_set():
+        lane = self._lane()
+        while not lane.stopping.is_set():
             handled = await self.work_once(holder)
             if handled:
                 continue
-            self._wake.clear()
+            lane.wake.clear()
             waiters = [
-                asyncio.create_task(self._wake.wait()),
-                asyncio.create_task(self._stopping.wait()),
+                asyncio.create_task(lane.wake.wait()),
+                asyncio.create_task(lane.stopping.wait()),
             ]
             await asyncio.wait(
                 waiters, timeout=self.options.idle_poll, return_when=asyncio.FIRST_COMPLETED
@@ -238,15 +297,17 @@ class Worker:
 
     async def _carry_out(self, claim: Claim) -> None:
         started = self.clock()
+        saved = False
         try:
             desk = await self._desk(claim.desk)
-            ok, error = await self._process(desk, claim)
+            ok, error, saved = await self._process(desk, claim)
         except Exception as exc:  # anything at all: the events must not be lost
             log.exception("inbox event %s of %s failed", claim.ids, claim.desk)
             ok, error = False, f"{type(exc).__name__}: {exc}"
         now = self.clock()
         if ok:
-            await asyncio.to_thread(self.inbox.done, claim, now)
+            if not saved:
+                await asyncio.to_thread(self.inbox.done, claim, now)
             if self.metrics is not None:
                 self.metrics.events_processed.labels(claim.desk).inc(len(claim.rows))
                 oldest = min(r.received_at for r in claim.rows)
@@ -276,16 +337,28 @@ class Worker:
             "dead-lettered" if status == "dead" else "will retry",
         )
 
-    async def _process(self, desk: _Desk, claim: Claim) -> tuple[bool, str]:
+    async def _process(self, desk: _Desk, claim: Claim) -> tuple[bool, str, bool]:
+        """Carry the claim's ticket through the sync job's code; returns whether it went well,
+        the failures, and whether the events were already marked done with the ticket's state."""
         events = [row.webhook_event() for row in claim.rows]
         carried = [e.ticket for e in events if e.ticket is not None]
         sync = self._sync(desk, f"{claim.holder}")
+        clean = len(sync.report.failures)
+        saved = False
+
+        def mark_done(tx: Connection) -> None:
+            nonlocal saved
+            if len(sync.report.failures) == clean:  # a failed action leaves them to retry
+                self.inbox.mark_done(tx, claim, self.clock())
+                saved = True
+
+        sync.on_save = mark_done
         if carried:  # the payload held the whole ticket: the newest copy is the ticket now
             ticket: Ticket = max(carried, key=lambda t: t.updated_at)
         else:
             ticket = await desk.connector.read_ticket(claim.ticket_id)
         ok = await sync.process(ticket, complete=True)
-        return ok, "; ".join(sync.report.failures)
+        return ok, "; ".join(sync.report.failures), saved
 
     def _sync(self, desk: _Desk, holder: str) -> DeskSync:
         options = SyncOptions(
@@ -330,12 +403,12 @@ class Worker:
     # -- the scheduler -----------------------------------------------------------------------
 
     async def _schedule(self) -> None:
-        assert self._stopping is not None
-        while not self._stopping.is_set():
+        lane = self._lane()
+        while not lane.stopping.is_set():
             await self.tick()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
-                    self._stopping.wait(), timeout=self.options.timers_every.total_seconds()
+                    lane.stopping.wait(), timeout=self.options.timers_every.total_seconds()
                 )
 
     async def tick(self) -> None:

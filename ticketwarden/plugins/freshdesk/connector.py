@@ -67,6 +67,7 @@ from ticketwarden.core.actions import (
     SetStatus,
 )
 from ticketwarden.core.connector import (
+    EVERY_CAPABILITY,
     ActionResult,
     CandidateQuery,
     CapabilityMissing,
@@ -447,26 +448,7 @@ class FreshdeskConnector(Connector):
 
     changes_are_complete: ClassVar[bool] = False  # the ticket list has no conversations
     name: ClassVar[str] = "freshdesk"
-    capabilities: ClassVar[frozenset[str]] = frozenset(
-        {
-            "read",
-            "changes",
-            "candidates",
-            "webhooks",
-            "roster",
-            "comment",
-            "set_status",
-            "set_severity",
-            "set_priority",
-            "add_tags",
-            "remove_tags",
-            "set_field",
-            "escalate",
-            "resolve",
-            "close",
-            "create_follow_up",
-        }
-    )
+    capabilities: ClassVar[frozenset[str]] = EVERY_CAPABILITY
     Options: ClassVar[type[BaseModel]] = FreshdeskOptions
 
     def __init__(

@@ -70,6 +70,7 @@ from ticketwarden.core.actions import (
     SetStatus,
 )
 from ticketwarden.core.connector import (
+    EVERY_CAPABILITY,
     ActionResult,
     CandidateQuery,
     CapabilityMissing,
@@ -415,26 +416,7 @@ class JiraConnector(Connector):
 
     name: ClassVar[str] = "jira"
     changes_are_complete: ClassVar[bool] = False  # search results carry no comment properties
-    capabilities: ClassVar[frozenset[str]] = frozenset(
-        {
-            "read",
-            "changes",
-            "candidates",
-            "webhooks",
-            "roster",
-            "comment",
-            "set_status",
-            "set_severity",
-            "set_priority",
-            "add_tags",
-            "remove_tags",
-            "set_field",
-            "escalate",
-            "resolve",
-            "close",
-            "create_follow_up",
-        }
-    )
+    capabilities: ClassVar[frozenset[str]] = EVERY_CAPABILITY
     Options: ClassVar[type[BaseModel]] = JiraOptions
 
     def __init__(

@@ -66,6 +66,7 @@ from ticketwarden.core.actions import (
     SetStatus,
 )
 from ticketwarden.core.connector import (
+    EVERY_CAPABILITY,
     ActionResult,
     CandidateQuery,
     CapabilityMissing,
@@ -377,26 +378,7 @@ class ZendeskConnector(Connector):
 
     changes_are_complete: ClassVar[bool] = False  # the export carries no comments
     name: ClassVar[str] = "zendesk"
-    capabilities: ClassVar[frozenset[str]] = frozenset(
-        {
-            "read",
-            "changes",
-            "candidates",
-            "webhooks",
-            "roster",
-            "comment",
-            "set_status",
-            "set_severity",
-            "set_priority",
-            "add_tags",
-            "remove_tags",
-            "set_field",
-            "escalate",
-            "resolve",
-            "close",
-            "create_follow_up",
-        }
-    )
+    capabilities: ClassVar[frozenset[str]] = EVERY_CAPABILITY
     Options: ClassVar[type[BaseModel]] = ZendeskOptions
 
     def __init__(
