@@ -572,3 +572,59 @@ async def test_concurrent_deliveries_are_grouped_into_few_commits(rig: Rig) -> N
     assert {r.status_code for r in responses} == {202}
     assert len(rig.inbox.rows(limit=None)) == 40
     assert rig.sidecar.writer.batches < 40
+
+
+# --- ticketwarden inbox ---------------------------------------------------------------------------
+
+
+def test_the_inbox_commands_list_show_retry_and_drop_dead_letters(tmp_path: Any) -> None:
+    """The operator's view of dead letters, through the console script."""
+    import os
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'tw.db'}"
+    store = Store(url)
+    inbox = Inbox(store, max_attempts=1)
+    verifier = ZendeskConnector(*ZendeskConnector.conformance_config("https://x.zendesk.com"))
+    emulator = ZendeskEmulator(clock=FakeClock(START))
+    for ticket in ("11", "12"):
+        headers, body = emulator.make_webhook(ticket, EventKind.UPDATED, SECRET)
+        events = verifier.verify_webhook(headers, body, START)
+        inbox.put([Delivery(verifier.config.name, events, body_hash(body))], START)
+    for _ in range(2):
+        claim = inbox.claim("host:1:x", START)
+        assert claim is not None
+        assert inbox.failed(claim, "ServerError: 503 from the helpdesk", START) == "dead"
+    store.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETWARDEN_")}
+    env.update(TICKETWARDEN_DATABASE_URL=url, TICKETWARDEN_CONFIG=str(tmp_path / "none.toml"))
+    (tmp_path / "none.toml").write_text("", encoding="utf-8")
+
+    def tw(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ticketwarden", "inbox", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    listed = tw("list", "--status", "dead", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert {r["ticket_id"] for r in rows} == {"11", "12"}
+    assert all("503" in r["last_error"] for r in rows)
+    first = min(r["id"] for r in rows)
+    shown = tw("show", str(first))
+    assert shown.returncode == 0 and json.loads(shown.stdout)["event"]["ticket_id"] in ("11", "12")
+    assert tw("show", "999").returncode == 2
+    assert "1 event(s) queued again" in tw("retry", str(first)).stdout
+    assert tw("retry", str(first)).returncode == 1  # no longer dead
+    assert tw("drop").returncode == 2  # ids or --all
+    dropped = tw("drop", "--all", "--yes")
+    assert "1 event(s) deleted" in dropped.stdout
+    with Store(url) as again:
+        left = Inbox(again).rows()
+    assert [(r.id, r.status) for r in left] == [(first, "pending")]
