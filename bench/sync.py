@@ -188,11 +188,11 @@ async def _one_pass(n: int, rate: int, seed: int, db_dir: str) -> dict[str, Any]
     class InstrumentedSync(DeskSync):
         """DeskSync unchanged; only notes where the catch-up ends and the timers begin."""
 
-        async def _timers(self) -> None:
+        async def _timers(self, *, candidates: bool = True) -> None:
             marks["timers_start"] = len(emulator.requests)
             marks["feed_items"] = connector.feed_items
             rss_samples.append((self.report.tickets_read, _rss_mb()))
-            await super()._timers()
+            await super()._timers(candidates=candidates)
 
     baseline_mb = _rss_mb()
     connector = SyncBenchConnector.on(emulator, clock, rate)
