@@ -363,12 +363,12 @@ async def test_a_failing_helpdesk_loses_nothing_and_catches_up_once_it_recovers(
     assert rig.store.pending_kinds(rig.name, tid) == set()
 
 
-async def test_a_crash_after_the_writes_landed_is_settled_without_repeating_them(
+async def test_a_crash_after_the_writes_landed_is_finished_without_repeating_them(
     rig: Rig,
 ) -> None:
     """The process dies after the helpdesk took the writes, before their outcome is recorded
-    (as a SIGKILL would): the retry re-evaluates the ticket, finds the effects there, sends
-    nothing again, and settles the ledger so no entry stays pending."""
+    (as a SIGKILL would): the retry finishes the plan the ledger kept — comments found on the
+    ticket are not said again — and leaves no entry pending."""
     tid = rig.add(severity=Severity.CRITICAL)
     desk = await rig.worker._desk(rig.name)
     real_apply = desk.connector.apply
@@ -385,6 +385,8 @@ async def test_a_crash_after_the_writes_landed_is_settled_without_repeating_them
     await rig.worker.drain()
     assert rig.inbox.rows()[0].status == "pending"
     assert "set_priority" in rig.store.pending_kinds(rig.name, tid)
+    pending_plan, unreadable = rig.store.pending_actions(rig.name, tid)
+    assert {a.kind for a in pending_plan} >= {"comment", "set_priority"} and not unreadable
     writes = rig.writes()
     comments = rig.ours(tid)
 
@@ -398,8 +400,13 @@ async def test_a_crash_after_the_writes_landed_is_settled_without_repeating_them
     again = [r.json() for r in rig.emulator.requests if r.method != "GET"][len(writes) :]
     assert all("comment" not in body["ticket"] for body in again), again
     assert rig.store.pending_kinds(rig.name, tid) == set()
-    settled = [r for r in rig.store.audit() if r.reason == "settling an interrupted run"]
-    assert {r.action for r in settled} >= {"set_priority"}
+    # the interrupted plan was finished as planned: every action of it has its outcome, the
+    # comments found on the ticket, the field sets sent once more
+    ledger = rig.store.ledger(a.key for a in pending_plan)
+    assert {e.status for e in ledger.values()} == {"applied"}
+    assert {e.detail for e in ledger.values() if e.kind == "comment"} == {
+        "found applied after an interrupted run"
+    }
 
 
 async def test_events_that_keep_failing_are_dead_lettered_and_can_be_retried(db_url: str) -> None:

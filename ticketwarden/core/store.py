@@ -38,11 +38,12 @@ from types import TracebackType
 from typing import Any, ClassVar, Final
 
 import sqlalchemy as sa
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from ticketwarden.core.actions import BaseAction
+from ticketwarden.core.actions import Action, BaseAction
 from ticketwarden.core.connector import ActionResult, Outcome
 from ticketwarden.core.context import TicketState
 from ticketwarden.core.errors import ConflictError, TicketwardenError
@@ -670,6 +671,22 @@ class Store:
         with self._engine.connect() as connection:
             return set(connection.execute(query).scalars())
 
+    def pending_actions(self, desk: str, ticket_id: str) -> tuple[list[BaseAction], set[str]]:
+        """The actions a run that died left *pending* for a ticket, as they were planned, and
+        the kinds of pending entries whose plan cannot be read (written by an older version)."""
+        query = sa.select(_ledger.c.kind, _ledger.c.detail).where(
+            _ledger.c.desk == desk, _ledger.c.ticket_id == ticket_id, _ledger.c.status == "pending"
+        )
+        actions: list[BaseAction] = []
+        unreadable: set[str] = set()
+        with self._engine.connect() as connection:
+            for kind, detail in connection.execute(query):
+                try:
+                    actions.append(_ACTION_ADAPTER.validate_json(detail))
+                except ValidationError:
+                    unreadable.add(kind)
+        return actions, unreadable
+
     def mark_pending(
         self,
         tx: Connection,
@@ -710,7 +727,8 @@ class Store:
                 "rule_id": action.rule_id,
                 "kind": action.kind,
                 "status": "pending",
-                "detail": "",
+                # the whole action, so a run that dies can be finished as it was planned
+                "detail": action.model_dump_json(),
                 "created_id": None,
                 "updated_at": at,
             }
@@ -970,6 +988,9 @@ class Store:
         query = sa.select(_lease.c.holder).where(_lease.c.desk == desk, _lease.c.expires_at > now)
         with self._engine.connect() as connection:
             return connection.execute(query).scalar()
+
+
+_ACTION_ADAPTER: TypeAdapter[BaseAction] = TypeAdapter(Action)
 
 
 def _key(action: BaseAction) -> str:

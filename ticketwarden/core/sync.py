@@ -8,12 +8,13 @@ connector's candidate search finds waiting or resolved.
 
 Nothing is lost and nothing repeats, wherever a run stops:
 
-- before an action is sent, its idempotency key goes into the ledger as *pending*, in a
-  committed transaction; after the connector reports, the outcome, the audit rows and the new
-  policy state are committed together;
-- an action already *applied* is never sent again; a *pending* one (a run killed mid-request)
-  is sent again only if the connector, looking at the freshly read ticket, does not find it
-  landed (:meth:`~ticketwarden.core.connector.Connector.already_applied`);
+- before an evaluation's actions are sent, they go into the ledger as *pending* (each action
+  whole) together with the state they lead to, in one committed transaction: a write-ahead
+  plan; after the connector reports, the outcomes and the audit rows are committed;
+- an action already *applied* is never sent again; a plan a killed run left *pending* is
+  finished as planned by the next run that meets the ticket (:meth:`DeskSync._recover`):
+  actions the connector finds landed on the freshly read ticket are recorded
+  (:meth:`~ticketwarden.core.connector.Connector.already_applied`), the rest are sent;
 - the cursor moves only after every ticket of its page is recorded.
 
 A dry run computes and reports the same plan but writes nothing: no request that changes the
@@ -427,10 +428,9 @@ class DeskSync:
             ticket = listed
             if not complete:
                 ticket = await self.connector.read_ticket(listed.id)
-            own = (
-                frozenset(self.store.pending_kinds(self.desk, ticket.id)) if state else frozenset()
-            )
-            self._interrupted[ticket.id] = bool(own)
+            own: frozenset[str] = frozenset()
+            if state is not None:
+                ticket, own = await self._recover(ticket)
             events = events_for(ticket, state, own_pending=own)
             self.report.events += len(events)
             for event in events:
@@ -483,9 +483,9 @@ class DeskSync:
 
     async def _stale(self, ticket_id: str, state: TicketState | None) -> None:
         try:
-            if state is not None and self.store.pending_kinds(self.desk, ticket_id):
-                self._interrupted[ticket_id] = True
             ticket = await self.connector.read_ticket(ticket_id)
+            if state is not None:
+                ticket, _ = await self._recover(ticket)
             # a ticket seen for the first time is observed as of its last update, so its
             # waiting time counts from then (HOURS-1, CLOSE-3)
             at = self.options.now if state is not None else ticket.updated_at
@@ -497,6 +497,61 @@ class DeskSync:
         except HelpdeskError as exc:
             self.report.failures.append(f"{ticket_id}: {exc}")
             log.warning("%s ticket %s failed: %s", self.desk, ticket_id, exc)
+
+    async def _recover(self, ticket: Ticket) -> tuple[Ticket, frozenset[str]]:
+        """Finish what a run that died left pending on this ticket, as it was planned: actions
+        found landed are recorded, the others sent now. Returns the ticket as it is afterwards
+        and the kinds of pending entries whose plan cannot be read (an older version's), which
+        are settled once the ticket is evaluated again (see :meth:`Store.settle_interrupted`)."""
+        actions, unreadable = self.store.pending_actions(self.desk, ticket.id)
+        if unreadable:
+            self._interrupted[ticket.id] = True
+        if not actions or self.options.dry_run:
+            return ticket, frozenset(unreadable)
+        landed: list[tuple[BaseAction, ActionResult]] = []
+        todo: list[BaseAction] = []
+        for action in actions:
+            said = isinstance(action, AddComment) and _already_said(ticket, action)
+            if said or await self.connector.already_applied(ticket, action):
+                result = ActionResult(
+                    key=action.key,
+                    kind=action.kind,
+                    outcome=Outcome.APPLIED,
+                    detail="found applied after an interrupted run",
+                )
+                landed.append((action, result))
+            else:
+                todo.append(action)
+        holder = self.options.holder
+        with self.store.transaction() as tx:
+            todo = self.store.mark_pending(
+                tx, self.desk, ticket.id, todo, self.options.now, holder=holder
+            )
+            if landed:
+                self.store.record_results(tx, self.desk, ticket.id, landed, self.options.now)
+        results: list[ActionResult] = []
+        try:
+            if todo:
+                log.info(
+                    "%s ticket %s: finishing %d action(s) an interrupted run left pending",
+                    self.desk,
+                    ticket.id,
+                    len(todo),
+                )
+                results = await self.connector.apply(ticket, todo)
+        finally:
+            with self.store.transaction() as tx:
+                if results:
+                    done = list(zip(todo, results, strict=True))
+                    self.store.record_results(tx, self.desk, ticket.id, done, self.options.now)
+                self.store.release_ticket(tx, self.desk, ticket.id, holder)
+        for action, result in zip(todo, results, strict=True):
+            self.report.outcomes[result.outcome] += 1
+            if self.on_action:
+                self.on_action(self.desk, ticket, action, result)
+        if todo:
+            ticket = await self.connector.read_ticket(ticket.id)
+        return ticket, frozenset(unreadable)
 
     async def _evaluate(
         self, event: Event, ticket: Ticket, state: TicketState | None
@@ -535,18 +590,18 @@ class DeskSync:
         todo = await self._not_yet_applied(ticket, actions)
         if not todo:
             return
-        first_sight = self.store.state(self.desk, ticket.id) is None
         holder = self.options.holder
         with self.store.transaction() as tx:
             # claims the ticket: no other process sends to it until the outcome is recorded
             todo = self.store.mark_pending(
                 tx, self.desk, ticket.id, todo, self.options.now, holder=holder
             )
-            if first_sight:
-                # Keep the facts as they were before our writes: if the run dies now, the
-                # desk's timestamps will show our writes, not when the ticket began waiting.
-                before = evaluation.before.model_copy(update={"created_seen": False})
-                self.store.save_state(tx, self.desk, ticket.id, before)
+            # Write ahead: the pending entries hold the plan and this is the state it leads
+            # to. A run that dies now is *finished* as planned by the next one (_recover), not
+            # planned again on a half-changed ticket, which can decide otherwise (a resolve
+            # that landed makes INTAKE-2's hold, which it overruled, come back).
+            planned = remember_seen(evaluation.state, evaluation.projected)
+            self.store.save_state(tx, self.desk, ticket.id, planned)
         if not todo:
             with self.store.transaction() as tx:
                 self.store.release_ticket(tx, self.desk, ticket.id, holder)
