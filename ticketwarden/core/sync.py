@@ -547,6 +547,8 @@ class DeskSync:
                 self.store.release_ticket(tx, self.desk, ticket.id, holder)
         for action, result in zip(todo, results, strict=True):
             self.report.outcomes[result.outcome] += 1
+            if result.outcome == Outcome.FAILED:
+                self.report.failures.append(f"{ticket.id}: {action.kind} failed: {result.detail}")
             if self.on_action:
                 self.on_action(self.desk, ticket, action, result)
         if todo:
