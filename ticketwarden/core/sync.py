@@ -511,15 +511,8 @@ class DeskSync:
         landed: list[tuple[BaseAction, ActionResult]] = []
         todo: list[BaseAction] = []
         for action in actions:
-            said = isinstance(action, AddComment) and _already_said(ticket, action)
-            if said or await self.connector.already_applied(ticket, action):
-                result = ActionResult(
-                    key=action.key,
-                    kind=action.kind,
-                    outcome=Outcome.APPLIED,
-                    detail="found applied after an interrupted run",
-                )
-                landed.append((action, result))
+            if await self._landed(ticket, action):
+                landed.append((action, _result(action, Outcome.APPLIED, LANDED)))
             else:
                 todo.append(action)
         holder = self.options.holder
@@ -554,6 +547,13 @@ class DeskSync:
         if todo:
             ticket = await self.connector.read_ticket(ticket.id)
         return ticket, frozenset(unreadable)
+
+    async def _landed(self, ticket: Ticket, action: BaseAction) -> bool:
+        """Whether an action an interrupted run sent is on the freshly read ticket: a comment
+        by its words, anything else as the connector recognises it."""
+        if isinstance(action, AddComment) and _already_said(ticket, action):
+            return True
+        return await self.connector.already_applied(ticket, action)
 
     async def _evaluate(
         self, event: Event, ticket: Ticket, state: TicketState | None
@@ -641,35 +641,15 @@ class DeskSync:
                 # ticketwarden never posts the same text twice on a ticket: a message whose
                 # occasion shifted across a crash recovery is recognised by its words; one
                 # left pending by an interrupted run is that run's own comment, landed
-                interrupted = entry is not None
-                landed.append(
-                    (
-                        action,
-                        ActionResult(
-                            key=action.key,
-                            kind=action.kind,
-                            outcome=Outcome.APPLIED if interrupted else Outcome.UNCHANGED,
-                            detail="found applied after an interrupted run"
-                            if interrupted
-                            else "the same text is already on the ticket",
-                        ),
-                    )
-                )
+                if entry is not None:
+                    landed.append((action, _result(action, Outcome.APPLIED, LANDED)))
+                else:
+                    landed.append((action, _result(action, Outcome.UNCHANGED, SAID)))
                 continue
             if entry is not None:
                 fresh = fresh or await self.connector.read_ticket(ticket.id)
-                if await self.connector.already_applied(fresh, action):
-                    landed.append(
-                        (
-                            action,
-                            ActionResult(
-                                key=action.key,
-                                kind=action.kind,
-                                outcome=Outcome.APPLIED,
-                                detail="found applied after an interrupted run",
-                            ),
-                        )
-                    )
+                if await self._landed(fresh, action):
+                    landed.append((action, _result(action, Outcome.APPLIED, LANDED)))
                     continue
             todo.append(action)
         if landed:
@@ -696,6 +676,14 @@ class DeskSync:
             self.store.save_state(tx, self.desk, ticket.id, remember_seen(state, ticket))
             if self.on_save is not None:
                 self.on_save(tx)
+
+
+LANDED = "found applied after an interrupted run"
+SAID = "the same text is already on the ticket"
+
+
+def _result(action: BaseAction, outcome: Outcome, detail: str) -> ActionResult:
+    return ActionResult(key=action.key, kind=action.kind, outcome=outcome, detail=detail)
 
 
 def _already_said(ticket: Ticket, action: AddComment) -> bool:
