@@ -8,7 +8,7 @@ counters are read when Prometheus scrapes, so they are never stale.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 
 import httpx
@@ -141,46 +141,33 @@ class _LiveCollector(Collector):
 
     def describe(self) -> Iterable[Metric]:
         """The families without values (so registering reads neither store nor clients)."""
-        if self._depth is not None:
-            yield GaugeMetricFamily(
-                "ticketwarden_inbox_depth", "Inbox events by status.", labels=["status"]
-            )
-            yield GaugeMetricFamily(
-                "ticketwarden_inbox_oldest_age_seconds",
-                "Age of the oldest event not yet carried out (0 when none waits).",
-            )
-        if self._http_stats is not None:
-            yield CounterMetricFamily(
-                "ticketwarden_helpdesk_retries",
-                "Helpdesk API requests retried after an error or 429, by desk.",
-                labels=["desk"],
-            )
-            yield CounterMetricFamily(
-                "ticketwarden_helpdesk_requests",
-                "Helpdesk API requests sent (every attempt), by desk.",
-                labels=["desk"],
-            )
+        return self._families(values=False)
 
     def collect(self) -> Iterable[Metric]:
+        return self._families(values=True)
+
+    def _families(self, *, values: bool) -> Iterator[Metric]:
         if self._depth is not None:
-            depth = self._depth()
-            gauge = GaugeMetricFamily(
+            by_status = GaugeMetricFamily(
                 "ticketwarden_inbox_depth", "Inbox events by status.", labels=["status"]
             )
-            gauge.add_metric(["pending"], depth.pending)
-            gauge.add_metric(["processing"], depth.processing)
-            gauge.add_metric(["dead"], depth.dead)
-            yield gauge
-            age = 0.0
-            if depth.oldest_pending is not None:
-                age = max((self._wall_clock() - depth.oldest_pending).total_seconds(), 0.0)
-            yield GaugeMetricFamily(
+            oldest = GaugeMetricFamily(
                 "ticketwarden_inbox_oldest_age_seconds",
                 "Age of the oldest event not yet carried out (0 when none waits).",
-                value=age,
+                labels=[],
             )
+            if values:
+                depth = self._depth()
+                by_status.add_metric(["pending"], depth.pending)
+                by_status.add_metric(["processing"], depth.processing)
+                by_status.add_metric(["dead"], depth.dead)
+                age = 0.0
+                if depth.oldest_pending is not None:
+                    age = max((self._wall_clock() - depth.oldest_pending).total_seconds(), 0.0)
+                oldest.add_metric([], age)
+            yield by_status
+            yield oldest
         if self._http_stats is not None:
-            stats = self._http_stats()
             retries = CounterMetricFamily(
                 "ticketwarden_helpdesk_retries",
                 "Helpdesk API requests retried after an error or 429, by desk.",
@@ -191,9 +178,10 @@ class _LiveCollector(Collector):
                 "Helpdesk API requests sent (every attempt), by desk.",
                 labels=["desk"],
             )
-            for desk, s in sorted(stats.items()):
-                retries.add_metric([desk], s.retries)
-                requests.add_metric([desk], s.requests)
+            if values:
+                for desk, s in sorted(self._http_stats().items()):
+                    retries.add_metric([desk], s.retries)
+                    requests.add_metric([desk], s.requests)
             yield retries
             yield requests
 
