@@ -8,7 +8,6 @@ imported when the command runs (it builds on the built-in connectors and their e
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sys
 import tempfile
 import time
@@ -88,7 +87,6 @@ def demo_command(
     missing = rules_without_actions(result)
     if missing:
         out.print(f"rules with no action in this run: {', '.join(missing)}", markup=False)
-    shutil.rmtree(workdir / "__pycache__", ignore_errors=True)
 
 
 class _progress:

@@ -96,7 +96,6 @@ class GroupCommit:
         self.in_thread = inbox.store.dialect != "sqlite" if in_thread is None else in_thread
         self._queue: list[tuple[Delivery, asyncio.Future[Stored]]] = []
         self._writing: asyncio.Task[None] | None = None
-        self.committed = 0
         self.batches = 0
 
     async def put(self, delivery: Delivery) -> Stored:
@@ -126,7 +125,6 @@ class GroupCommit:
                         future.set_exception(exc)
                 continue
             self.batches += 1
-            self.committed += len(batch)
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)

@@ -130,8 +130,6 @@ class Worker:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._stats: dict[str, ClientStats] = {}
-        self.in_flight = 0
-        self.failures: list[str] = []
 
     # -- running -----------------------------------------------------------------------------
 
@@ -279,13 +277,11 @@ class Worker:
         claim = await asyncio.to_thread(self.inbox.claim, holder, now, self.desk_names)
         if claim is None:
             return False
-        self.in_flight += 1
         token = request_id.set(f"inbox-{claim.ids[0]}")
         try:
             await self._carry_out(claim)
         finally:
             request_id.reset(token)
-            self.in_flight -= 1
         return True
 
     async def drain(self, limit: int = 100_000) -> int:
@@ -323,8 +319,6 @@ class Worker:
             )
             return
         status = await asyncio.to_thread(self.inbox.failed, claim, error, now)
-        self.failures.append(f"{claim.desk} {claim.ticket_id}: {error}")
-        del self.failures[:-100]
         if self.metrics is not None:
             self.metrics.events_failed.labels(claim.desk).inc(len(claim.rows))
             if status == "dead":
